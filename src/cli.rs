@@ -1,0 +1,198 @@
+//! Command line: subcommands and the configuration each part takes, with an
+//! environment variable behind every flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::labelbox::DEFAULT_ENDPOINT;
+use crate::secrets::SecretSource;
+
+/// Trains Labelbox models on this Kubernetes cluster.
+#[derive(Debug, Parser)]
+#[command(name = "trainhook", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, global = true, env = "TRAINHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `RUST_LOG` syntax, such as `info` or `trainhook=debug`.
+    #[arg(long, global = true, env = "TRAINHOOK_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook ingress and the controller in one process, the usual
+    /// way to deploy.
+    Run {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        webhook: WebhookArgs,
+        #[command(flatten)]
+        controller: ControllerArgs,
+    },
+
+    /// Run only the webhook ingress.
+    Webhook {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        webhook: WebhookArgs,
+    },
+
+    /// Run only the controller, with health probes on --listen.
+    Controller {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// Address for the health and readiness probes.
+        #[arg(long, env = "TRAINHOOK_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+    },
+
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+
+    /// Read a request body on stdin and print its `X-Hub-Signature` value,
+    /// to send a test webhook with curl.
+    Sign {
+        /// File holding the webhook secret; one trailing newline is ignored.
+        #[arg(long, env = "TRAINHOOK_WEBHOOK_SECRET_FILE")]
+        secret_file: PathBuf,
+    },
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Which namespaces trainhook works in.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Namespace to watch for TrainingTemplates and TrainingRuns; repeat the
+    /// flag or separate names with commas. All namespaces when not given.
+    #[arg(
+        long = "namespace",
+        short = 'n',
+        env = "TRAINHOOK_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+}
+
+impl ScopeArgs {
+    /// Returns the watched namespaces, `None` standing for all of them.
+    pub fn scopes(&self) -> Vec<Option<String>> {
+        let named: Vec<Option<String>> = self
+            .namespaces
+            .iter()
+            .map(|namespace| namespace.trim())
+            .filter(|namespace| !namespace.is_empty())
+            .map(|namespace| Some(namespace.to_owned()))
+            .collect();
+        if named.is_empty() { vec![None] } else { named }
+    }
+}
+
+/// Configuration of the webhook ingress.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Address the webhook, health and readiness endpoints listen on.
+    #[arg(long, env = "TRAINHOOK_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// File holding a webhook secret, re-read on every request. Repeat the
+    /// flag (or separate paths with commas) to accept two secrets during a
+    /// rotation.
+    #[arg(
+        long = "webhook-secret-file",
+        env = "TRAINHOOK_WEBHOOK_SECRET_FILE",
+        value_delimiter = ','
+    )]
+    pub webhook_secret_files: Vec<PathBuf>,
+
+    /// Webhook secret given as a value, for local use; prefer a file.
+    #[arg(
+        long = "webhook-secret",
+        env = "TRAINHOOK_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TRAINHOOK_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Seconds a webhook waits for the Kubernetes API before answering 503.
+    #[arg(long, env = "TRAINHOOK_API_TIMEOUT", default_value_t = 10)]
+    pub api_timeout_seconds: u64,
+}
+
+impl WebhookArgs {
+    /// Returns every configured webhook secret source.
+    pub fn secret_sources(&self) -> Vec<SecretSource> {
+        let files = self
+            .webhook_secret_files
+            .iter()
+            .cloned()
+            .map(SecretSource::File);
+        let value = self.webhook_secret.clone().map(SecretSource::Value);
+        files.chain(value).collect()
+    }
+
+    /// Returns how long to wait for the Kubernetes API.
+    pub fn api_timeout(&self) -> Duration {
+        Duration::from_secs(self.api_timeout_seconds)
+    }
+}
+
+/// Configuration of the controller.
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    /// Labelbox GraphQL endpoint for status updates.
+    #[arg(long, env = "LABELBOX_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub labelbox_endpoint: String,
+
+    /// File holding the Labelbox API key, re-read before every update.
+    #[arg(long, env = "LABELBOX_API_KEY_FILE")]
+    pub labelbox_api_key_file: Option<PathBuf>,
+
+    /// Labelbox API key given as a value; prefer a file.
+    #[arg(long, env = "LABELBOX_API_KEY", hide_env_values = true)]
+    pub labelbox_api_key: Option<String>,
+
+    /// Seconds one Labelbox request may take before it counts as failed.
+    #[arg(long, env = "TRAINHOOK_LABELBOX_TIMEOUT", default_value_t = 30)]
+    pub labelbox_timeout_seconds: u64,
+
+    /// Seconds a deleted TrainingRun waits for Labelbox to acknowledge its
+    /// FAILED status before it is let go anyway.
+    #[arg(long, env = "TRAINHOOK_DELETION_REPORT_TIMEOUT", default_value_t = 120)]
+    pub deletion_report_timeout_seconds: u64,
+}
+
+impl ControllerArgs {
+    /// Returns where the Labelbox API key comes from, if configured.
+    pub fn api_key_source(&self) -> Option<SecretSource> {
+        match (&self.labelbox_api_key_file, &self.labelbox_api_key) {
+            (Some(path), _) => Some(SecretSource::File(path.clone())),
+            (None, Some(value)) => Some(SecretSource::Value(value.clone())),
+            (None, None) => None,
+        }
+    }
+}

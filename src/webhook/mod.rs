@@ -1,0 +1,240 @@
+//! Webhook ingress: the HTTP endpoints Labelbox calls, plus health probes.
+//!
+//! Every Labelbox call is verified over its raw body before anything else in
+//! it is read. `GET /models` lists the model types of the TrainingTemplates
+//! that exist now; `POST /model_run` records the request as a TrainingRun
+//! (see [`model_run`]).
+
+pub mod answer;
+pub mod body;
+pub mod model_run;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use kube::Client;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::catalog::{Catalog, Resolution};
+use crate::secrets::SecretSource;
+use crate::signature::{self, SignatureHeaders};
+use answer::WebhookError;
+
+/// What the webhook handlers share.
+pub struct WebhookState {
+    /// Client for the Kubernetes API.
+    pub client: Client,
+    /// The templates in the watched namespaces.
+    pub catalog: Catalog,
+    /// Where the valid webhook secrets are read from.
+    pub secrets: Vec<SecretSource>,
+    /// Largest body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long to wait for the Kubernetes API.
+    pub api_timeout: Duration,
+}
+
+/// Serves the webhook (when `webhook` is given) and the health probes on
+/// `listen` until the process is asked to stop.
+pub async fn serve(
+    listen: SocketAddr,
+    client: Client,
+    webhook: Option<WebhookState>,
+) -> anyhow::Result<()> {
+    let webhook = webhook.map(web::Data::new);
+    let probe_client = web::Data::new(client);
+
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .app_data(probe_client.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz));
+        if let Some(state) = &webhook {
+            app = app
+                .app_data(state.clone())
+                .route("/models", web::get().to(get_models))
+                .route("/model_run", web::post().to(post_model_run));
+        }
+        app
+    })
+    .bind(listen)
+    .map_err(|error| anyhow::anyhow!("cannot listen on {listen}: {error}"))?;
+
+    for address in server.addrs() {
+        info!(%address, "HTTP server listening");
+    }
+    server.run().await?;
+    Ok(())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready while the Kubernetes API answers, because no webhook can be
+/// recorded without it.
+async fn readyz(client: web::Data<Client>) -> HttpResponse {
+    let check = tokio::time::timeout(Duration::from_secs(3), client.apiserver_version()).await;
+    match check {
+        Ok(Ok(_)) => HttpResponse::Ok().json(json!({ "status": "ready" })),
+        Ok(Err(error)) => not_ready(error.to_string()),
+        Err(_) => not_ready("timed out after 3 s".to_owned()),
+    }
+}
+
+fn not_ready(reason: String) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(json!({
+        "status": "not ready",
+        "message": format!("the Kubernetes API is not reachable: {reason}"),
+    }))
+}
+
+/// `GET /models`: `{"<model type>": {}, ...}` for the templates that exist.
+async fn get_models(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WebhookState>,
+) -> Result<HttpResponse, WebhookError> {
+    verified_body(&request, payload, &state).await?;
+
+    let offers = with_timeout(
+        &state,
+        "listing TrainingTemplates",
+        state.catalog.model_types(),
+    )
+    .await?;
+    for (model_type, templates) in offers.iter().filter(|(_, templates)| templates.len() > 1) {
+        warn!(%model_type, templates = %templates.join(", "), "model type offered by more than one TrainingTemplate; runs of it are refused until one is removed");
+    }
+
+    let models: BTreeMap<&String, serde_json::Value> = offers
+        .keys()
+        .map(|model_type| (model_type, json!({})))
+        .collect();
+    Ok(HttpResponse::Ok().json(models))
+}
+
+/// `POST /model_run`: records the request as a TrainingRun.
+async fn post_model_run(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WebhookState>,
+) -> Result<HttpResponse, WebhookError> {
+    let body = verified_body(&request, payload, &state).await?;
+    let run_request = model_run::parse(&body)?;
+
+    let resolution = with_timeout(
+        &state,
+        "listing TrainingTemplates",
+        state.catalog.resolve(&run_request.model_type),
+    )
+    .await?;
+    let (namespace, template) = match resolution {
+        Resolution::Found {
+            namespace,
+            template,
+        } => (namespace, template),
+        Resolution::Unknown { known } => {
+            return Err(WebhookError::UnknownModelType {
+                model_type: run_request.model_type,
+                known,
+            });
+        }
+        Resolution::Ambiguous { templates } => {
+            warn!(model_type = %run_request.model_type, templates = %templates.join(", "), "refused a run: model type offered by more than one TrainingTemplate");
+            return Err(WebhookError::AmbiguousModelType {
+                model_type: run_request.model_type,
+                templates,
+            });
+        }
+    };
+
+    let create = model_run::create_run(state.client.clone(), &namespace, &template, &run_request);
+    let accepted = tokio::time::timeout(state.api_timeout, create)
+        .await
+        .map_err(|_| timed_out(&state, "creating the TrainingRun"))??;
+
+    info!(
+        namespace = %accepted.namespace,
+        name = %accepted.name,
+        model_run_id = %accepted.model_run_id,
+        created = accepted.created,
+        "accepted model run"
+    );
+    Ok(HttpResponse::Ok().json(accepted))
+}
+
+/// Reads the body and verifies its signature against every secret that is
+/// valid now.
+async fn verified_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &WebhookState,
+) -> Result<web::Bytes, WebhookError> {
+    let body = body::read_limited(request, payload, state.body_limit).await?;
+    let secrets = read_secrets(&state.secrets).await?;
+
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let headers = SignatureHeaders {
+        sha1: header(signature::SHA1_HEADER),
+        sha256: header(signature::SHA256_HEADER),
+    };
+    if let Err(error) = signature::verify(headers, &body, &secrets) {
+        warn!(path = %request.path(), peer = ?request.peer_addr(), %error, "rejected a webhook call");
+        return Err(error.into());
+    }
+    Ok(body)
+}
+
+/// Reads every configured secret; one unreadable file is tolerated while
+/// another secret is readable, so that a rotation can remove a file.
+async fn read_secrets(sources: &[SecretSource]) -> Result<Vec<Vec<u8>>, WebhookError> {
+    let mut secrets = Vec::new();
+    let mut errors = Vec::new();
+    for source in sources {
+        match source.read().await {
+            Ok(secret) if !secret.is_empty() => secrets.push(secret),
+            Ok(_) => errors.push(format!("{source:?} is empty")),
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+
+    if secrets.is_empty() {
+        let reason = if errors.is_empty() {
+            "none is configured".to_owned()
+        } else {
+            errors.join("; ")
+        };
+        warn!(%reason, "no webhook secret is readable");
+        return Err(WebhookError::SecretUnavailable(reason));
+    }
+    for error in errors {
+        warn!(%error, "skipped an unreadable webhook secret");
+    }
+    Ok(secrets)
+}
+
+async fn with_timeout<T>(
+    state: &WebhookState,
+    action: &str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, WebhookError> {
+    match tokio::time::timeout(state.api_timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(WebhookError::from_kube(action, error)),
+        Err(_) => Err(timed_out(state, action)),
+    }
+}
+
+fn timed_out(state: &WebhookState, action: &str) -> WebhookError {
+    WebhookError::ApiUnavailable(format!("{action} timed out after {:?}", state.api_timeout))
+}

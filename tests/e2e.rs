@@ -1,0 +1,586 @@
+//! End-to-end tests: a signed webhook becomes a TrainingRun, a Job and
+//! Labelbox statuses, on the local control plane with trainhook, the
+//! Labelbox stand-in and kubectl all running as real processes.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::{Value, json};
+
+use support::cluster::{self, Cluster, eventually};
+use support::standin::Standin;
+use support::trainhook::{Options, Trainhook};
+use trainhook::resources::{RunPhase, StageState, TrainingRun};
+
+const API_KEY: &str = "test-api-key";
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One test's world: a namespace with a template, a stand-in and trainhook.
+struct World {
+    cluster: &'static Cluster,
+    namespace: String,
+    standin: Standin,
+    trainhook: Trainhook,
+}
+
+impl World {
+    /// Creates a namespace holding a `bounding_box` template whose pod
+    /// carries `pod_annotations`, and starts trainhook on it.
+    async fn new(prefix: &str, pod_annotations: Value) -> World {
+        let cluster = cluster::shared();
+        let namespace = cluster.namespace(prefix);
+        cluster.apply(&template_yaml(
+            &namespace,
+            "bounding-box",
+            "bounding_box",
+            &pod_annotations,
+        ));
+
+        let standin = Standin::start(API_KEY).await;
+        let trainhook = Trainhook::start(Options {
+            kubeconfig: &cluster.kubeconfig,
+            namespace: &namespace,
+            labelbox_endpoint: &standin.status_url(),
+            labelbox_api_key: API_KEY,
+            subcommand: "run",
+            extra_args: Vec::new(),
+        })
+        .await;
+        World {
+            cluster,
+            namespace,
+            standin,
+            trainhook,
+        }
+    }
+
+    async fn runs(&self) -> Api<TrainingRun> {
+        Api::namespaced(self.cluster.client().await, &self.namespace)
+    }
+
+    async fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.cluster.client().await, &self.namespace)
+    }
+
+    /// Waits until the run reaches a finished phase and returns it.
+    async fn finished_run(&self, name: &str) -> TrainingRun {
+        let runs = self.runs().await;
+        eventually(
+            &format!("TrainingRun {name} to finish"),
+            RUN_TIMEOUT,
+            || async {
+                let run = runs.get_opt(name).await.ok().flatten()?;
+                let phase = run.status.as_ref()?.phase?;
+                phase.is_finished().then_some(run)
+            },
+        )
+        .await
+    }
+
+    /// Waits until the run's status says Labelbox acknowledged `status`.
+    async fn acknowledged(&self, name: &str, status: &str) {
+        let runs = self.runs().await;
+        eventually(
+            &format!("{status} to be acknowledged on {name}"),
+            RUN_TIMEOUT,
+            || async {
+                let run = runs.get(name).await.ok()?;
+                (run.status?.labelbox.last_acknowledged?.as_str() == status).then_some(())
+            },
+        )
+        .await
+    }
+
+    /// Waits until Labelbox acknowledged `count` statuses for the model run.
+    async fn statuses(&self, model_run_id: &str, count: usize) -> Vec<Value> {
+        eventually(
+            &format!("{count} statuses for {model_run_id}"),
+            RUN_TIMEOUT,
+            || async {
+                let statuses = self.standin.accepted_statuses(model_run_id).await;
+                (statuses.len() >= count).then_some(statuses)
+            },
+        )
+        .await
+    }
+}
+
+fn template_yaml(namespace: &str, name: &str, model_type: &str, pod_annotations: &Value) -> String {
+    let template = json!({
+        "apiVersion": "trainhook.dev/v1alpha1",
+        "kind": "TrainingTemplate",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "modelType": model_type,
+            "jobTemplate": {"spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {"annotations": pod_annotations},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "train", "image": "example.invalid/trainer:1"}]
+                    }
+                }
+            }}
+        }
+    });
+    serde_json::to_string(&template).unwrap()
+}
+
+fn model_run_body(model_run_id: &str) -> String {
+    json!({
+        "modelType": "bounding_box",
+        "modelRunId": model_run_id,
+        "modelId": "9e3f51f8-5e62-0cab-360e-c0443dcc3008",
+        "organizationId": "cjhfn5y6s0pk507024nz1ocys"
+    })
+    .to_string()
+}
+
+fn status_names(statuses: &[Value]) -> Vec<String> {
+    statuses
+        .iter()
+        .map(|s| s["status"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn successful_pod_completes_run() {
+    let annotations = json!({
+        "localcluster.trainhook.dev/run-seconds": "3",
+        "localcluster.trainhook.dev/termination-message": r#"{"weights": "s3://models/boxes.pt", "epochs": 3}"#
+    });
+    let world = World::new("success", annotations).await;
+    let model_run_id = "9e3f331a-551b-0e24-6ab5-f69855df64ea";
+
+    let (code, answer) = world
+        .trainhook
+        .post_model_run(&model_run_body(model_run_id))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["created"], true);
+    assert_eq!(answer["namespace"], world.namespace.as_str());
+    assert_eq!(answer["name"], model_run_id);
+
+    let run = world.finished_run(model_run_id).await;
+    let status = run.status.unwrap();
+    assert_eq!(
+        status.phase,
+        Some(RunPhase::Succeeded),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(status.job_name.as_deref(), Some(model_run_id));
+
+    let job = world.jobs().await.get(model_run_id).await.unwrap();
+    let conditions = job.status.unwrap().conditions.unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True"),
+        "{conditions:?}"
+    );
+
+    let statuses = world.statuses(model_run_id, 3).await;
+    assert_eq!(
+        status_names(&statuses),
+        ["PREPARING_DATA", "TRAINING_MODEL", "COMPLETE"]
+    );
+    assert_eq!(
+        statuses[2]["metadata"],
+        json!({"weights": "s3://models/boxes.pt", "epochs": "3"})
+    );
+
+    world.acknowledged(model_run_id, "COMPLETE").await;
+    let report = world
+        .runs()
+        .await
+        .get(model_run_id)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .labelbox;
+    let states: Vec<_> = report.stages.iter().map(|stage| stage.state).collect();
+    assert_eq!(states, [StageState::Acknowledged; 3], "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_pod_fails_run() {
+    let annotations = json!({
+        "localcluster.trainhook.dev/outcome": "fail",
+        "localcluster.trainhook.dev/exit-code": "3",
+        "localcluster.trainhook.dev/termination-message": "CUDA error: out of memory"
+    });
+    let world = World::new("failure", annotations).await;
+    let model_run_id = "Failing_Run.1";
+
+    let (code, answer) = world
+        .trainhook
+        .post_model_run(&model_run_body(model_run_id))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let name = answer["name"].as_str().unwrap().to_owned();
+    assert_ne!(
+        name, model_run_id,
+        "an id with upper case and _ needs a derived name"
+    );
+
+    let run = world.finished_run(&name).await;
+    let status = run.status.unwrap();
+    assert_eq!(status.phase, Some(RunPhase::Failed));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("exited with code 3: CUDA error: out of memory"),
+        "{message}"
+    );
+
+    let statuses = eventually("FAILED to reach the stand-in", RUN_TIMEOUT, || async {
+        let statuses = world.standin.accepted_statuses(model_run_id).await;
+        status_names(&statuses)
+            .contains(&"FAILED".to_owned())
+            .then_some(statuses)
+    })
+    .await;
+    let failed = statuses.last().unwrap();
+    assert_eq!(failed["status"], "FAILED");
+    let error_message = failed["errorMessage"].as_str().unwrap();
+    assert!(
+        error_message.contains("CUDA error: out of memory"),
+        "{error_message}"
+    );
+    assert!(error_message.chars().count() <= 255);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_delivery_makes_one_run() {
+    let world = World::new(
+        "repeat",
+        json!({"localcluster.trainhook.dev/run-seconds": "1"}),
+    )
+    .await;
+    let body = model_run_body("repeated-run");
+
+    let (first, answer) = world.trainhook.post_model_run(&body).await;
+    assert_eq!(first, 200, "{answer}");
+    assert_eq!(answer["created"], true);
+    let (second, answer) = world.trainhook.post_model_run(&body).await;
+    assert_eq!(second, 200, "{answer}");
+    assert_eq!(answer["created"], false);
+
+    let concurrent_body = model_run_body("concurrent-run");
+    let deliveries = (0..10).map(|_| world.trainhook.post_model_run(&concurrent_body));
+    let concurrent = join_all(deliveries).await;
+    let created = concurrent
+        .iter()
+        .filter(|(_, answer)| answer["created"] == true)
+        .count();
+    assert!(
+        concurrent.iter().all(|(code, _)| *code == 200),
+        "{concurrent:?}"
+    );
+    assert_eq!(created, 1, "{concurrent:?}");
+
+    world.finished_run("repeated-run").await;
+    world.finished_run("concurrent-run").await;
+    let runs = world
+        .runs()
+        .await
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let jobs = world
+        .jobs()
+        .await
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.items.len(), 2);
+    assert_eq!(jobs.items.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_template_fails_run() {
+    let world = World::new("missing", json!({})).await;
+    let run = json!({
+        "apiVersion": "trainhook.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": "by-hand", "namespace": world.namespace},
+        "spec": {"modelType": "segmentation", "modelRunId": "by-hand"}
+    });
+    world.cluster.apply(&run.to_string());
+
+    let run = world.finished_run("by-hand").await;
+    let status = run.status.unwrap();
+    assert_eq!(status.phase, Some(RunPhase::Failed));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("no TrainingTemplate in namespace"),
+        "{message}"
+    );
+
+    let statuses = world.statuses("by-hand", 1).await;
+    assert_eq!(status_names(&statuses), ["FAILED"]);
+    assert!(
+        statuses[0]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("segmentation")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_after_complete_sends_nothing() {
+    let mut world = World::new(
+        "restart",
+        json!({"localcluster.trainhook.dev/run-seconds": "1"}),
+    )
+    .await;
+    let (code, answer) = world
+        .trainhook
+        .post_model_run(&model_run_body("restart-run"))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    world.statuses("restart-run", 3).await;
+    world.acknowledged("restart-run", "COMPLETE").await;
+    let before = world.standin.accepted_statuses("restart-run").await.len();
+
+    world.trainhook.kill();
+    world.trainhook = Trainhook::start(Options {
+        kubeconfig: &world.cluster.kubeconfig,
+        namespace: &world.namespace,
+        labelbox_endpoint: &world.standin.status_url(),
+        labelbox_api_key: API_KEY,
+        subcommand: "run",
+        extra_args: Vec::new(),
+    })
+    .await;
+
+    // The restarted controller reconciles every run once at start; wait
+    // until its log shows this run was looked at, then compare.
+    eventually(
+        "the restarted trainhook to reconcile the run",
+        RUN_TIMEOUT,
+        || async { world.trainhook.log().contains("restart-run").then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = world.standin.accepted_statuses("restart-run").await.len();
+    assert_eq!(
+        before, after,
+        "a restarted trainhook sent acknowledged statuses again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn printer_columns_show_progress() {
+    let world = World::new(
+        "columns",
+        json!({"localcluster.trainhook.dev/run-seconds": "1"}),
+    )
+    .await;
+    world
+        .trainhook
+        .post_model_run(&model_run_body("columns-run"))
+        .await;
+    world.statuses("columns-run", 3).await;
+    world.acknowledged("columns-run", "COMPLETE").await;
+
+    let table = world
+        .cluster
+        .kubectl_ok(&["get", "tr", "-n", &world.namespace]);
+    let header = table.lines().next().unwrap();
+    for column in [
+        "NAME",
+        "MODEL TYPE",
+        "MODEL RUN",
+        "PHASE",
+        "LABELBOX",
+        "AGE",
+    ] {
+        assert!(header.contains(column), "{table}");
+    }
+    let row = table.lines().nth(1).unwrap();
+    for value in ["columns-run", "bounding_box", "Succeeded", "COMPLETE"] {
+        assert!(row.contains(value), "{table}");
+    }
+}
+
+/// Sends `body` to `path` with the given signature header, if any.
+async fn send(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+    signature: Option<String>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = match method {
+        "GET" => client.get(format!("{url}{path}")),
+        _ => client.post(format!("{url}{path}")),
+    };
+    if let Some(signature) = signature {
+        request = request.header("X-Hub-Signature", signature);
+    }
+    let response = request.body(body).send().await.unwrap();
+    let code = response.status().as_u16();
+    (code, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_rejected_and_creates_nothing() {
+    let world = World::new("bad-input", json!({})).await;
+    let url = world.trainhook.url.clone();
+    let signed = |body: &[u8]| Some(world.trainhook.sign(body));
+
+    let (code, models) = send(&url, "GET", "/models", Vec::new(), signed(b"")).await;
+    assert_eq!(code, 200, "{models}");
+    assert_eq!(models, json!({"bounding_box": {}}));
+
+    let valid = model_run_body("never-created").into_bytes();
+    let huge = format!(
+        r#"{{"modelType":"bounding_box","modelRunId":"x","pad":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    )
+    .into_bytes();
+    let cases: Vec<(&str, &str, Vec<u8>, Option<String>, u16, &str)> = vec![
+        (
+            "unsigned models",
+            "/models",
+            Vec::new(),
+            None,
+            401,
+            "missing signature",
+        ),
+        (
+            "unsigned run",
+            "/model_run",
+            valid.clone(),
+            None,
+            401,
+            "missing signature",
+        ),
+        (
+            "wrong secret",
+            "/model_run",
+            valid.clone(),
+            Some(trainhook::signature::sign_sha1(b"wrong", &valid)),
+            401,
+            "invalid signature",
+        ),
+        (
+            "malformed signature",
+            "/model_run",
+            valid.clone(),
+            Some("sha1=xyz".into()),
+            401,
+            "malformed X-Hub-Signature",
+        ),
+        (
+            "not JSON",
+            "/model_run",
+            b"modelType=x".to_vec(),
+            signed(b"modelType=x"),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "array",
+            "/model_run",
+            b"[]".to_vec(),
+            signed(b"[]"),
+            400,
+            "not an object",
+        ),
+        (
+            "no run id",
+            "/model_run",
+            br#"{"modelType":"bounding_box"}"#.to_vec(),
+            signed(br#"{"modelType":"bounding_box"}"#),
+            400,
+            "required field modelRunId is missing",
+        ),
+        (
+            "empty type",
+            "/model_run",
+            br#"{"modelType":"","modelRunId":"r"}"#.to_vec(),
+            signed(br#"{"modelType":"","modelRunId":"r"}"#),
+            400,
+            "field modelType is empty",
+        ),
+        (
+            "unknown type",
+            "/model_run",
+            br#"{"modelType":"ner","modelRunId":"r"}"#.to_vec(),
+            signed(br#"{"modelType":"ner","modelRunId":"r"}"#),
+            422,
+            "this cluster offers bounding_box",
+        ),
+        (
+            "too large",
+            "/model_run",
+            huge.clone(),
+            signed(&huge),
+            413,
+            "larger than the limit of 1048576 bytes",
+        ),
+    ];
+
+    for (case, path, body, signature, expected_code, expected_message) in cases {
+        let method = if path == "/models" { "GET" } else { "POST" };
+        let (code, answer) = send(&url, method, path, body, signature).await;
+        assert_eq!(code, expected_code, "{case}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected_message), "{case}: {answer}");
+        assert!(answer["error"].is_string(), "{case}: {answer}");
+    }
+
+    let runs = world
+        .runs()
+        .await
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(runs.items.is_empty(), "bad input created {:?}", runs.items);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_api_answers_503() {
+    let cluster = cluster::shared();
+    let kubeconfig = std::fs::read_to_string(&cluster.kubeconfig).unwrap();
+    let closed_port = support::trainhook::free_port();
+    let server = kubeconfig
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("server: "))
+        .expect("kubeconfig names a server")
+        .to_owned();
+    let dead = kubeconfig.replace(&server, &format!("https://127.0.0.1:{closed_port}"));
+    let dead_path = tempfile::NamedTempFile::new()
+        .unwrap()
+        .into_temp_path()
+        .keep()
+        .unwrap();
+    std::fs::write(&dead_path, dead).unwrap();
+
+    let webhook = Trainhook::start(Options {
+        kubeconfig: &dead_path,
+        namespace: "default",
+        labelbox_endpoint: "http://127.0.0.1:9/unused",
+        labelbox_api_key: API_KEY,
+        subcommand: "webhook",
+        extra_args: vec!["--api-timeout-seconds".into(), "3".into()],
+    })
+    .await;
+
+    let (code, answer) = webhook.post_model_run(&model_run_body("while-down")).await;
+    assert_eq!(code, 503, "{answer}");
+    assert_eq!(answer["error"], "kubernetes_unavailable");
+
+    let (code, answer) = send(&webhook.url, "GET", "/readyz", Vec::new(), None).await;
+    assert_eq!(code, 503, "{answer}");
+}
