@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::controller::leader::{self, LeaseConfig};
 use crate::labelbox::DEFAULT_ENDPOINT;
 use crate::secrets::SecretSource;
 
@@ -184,9 +185,37 @@ pub struct ControllerArgs {
     /// FAILED status before it is let go anyway.
     #[arg(long, env = "TRAINHOOK_DELETION_REPORT_TIMEOUT", default_value_t = 120)]
     pub deletion_report_timeout_seconds: u64,
+
+    /// Namespace of the Lease for leader election. When set, only the
+    /// replica holding the Lease runs the controller; when empty, this
+    /// process runs it unconditionally.
+    #[arg(long, env = "TRAINHOOK_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Name of the Lease for leader election.
+    #[arg(long, env = "TRAINHOOK_LEASE_NAME", default_value = "trainhook")]
+    pub lease_name: String,
+
+    /// Seconds a leader holds the Lease without renewing it.
+    #[arg(long, env = "TRAINHOOK_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
+    pub lease_duration_seconds: u64,
 }
 
 impl ControllerArgs {
+    /// Returns the leader election settings, `None` when it is off.
+    pub fn lease(&self) -> Option<LeaseConfig> {
+        let namespace = self
+            .lease_namespace
+            .clone()
+            .filter(|namespace| !namespace.is_empty())?;
+        Some(LeaseConfig {
+            namespace,
+            name: self.lease_name.clone(),
+            duration_seconds: self.lease_duration_seconds,
+            identity: leader::default_identity(),
+        })
+    }
+
     /// Returns where the Labelbox API key comes from, if configured.
     pub fn api_key_source(&self) -> Option<SecretSource> {
         match (&self.labelbox_api_key_file, &self.labelbox_api_key) {

@@ -11,7 +11,7 @@ use tracing::info;
 
 use trainhook::catalog::Catalog;
 use trainhook::cli::{Cli, Command, ControllerArgs, ScopeArgs, WebhookArgs};
-use trainhook::controller::{self, Context};
+use trainhook::controller::{self, Context, leader};
 use trainhook::labelbox::LabelboxClient;
 use trainhook::secrets::SecretSource;
 use trainhook::webhook::{self, WebhookState};
@@ -61,7 +61,7 @@ async fn serve(command: Command) -> anyhow::Result<()> {
             let context = controller_context(&client, &controller)?;
             tokio::select! {
                 result = webhook::serve(webhook.listen, client.clone(), Some(state)) => result,
-                result = controller::run(client.clone(), scope.scopes(), context) => result,
+                result = run_controller(&client, &scope, &controller, context) => result,
             }
         }
         Command::Webhook { scope, webhook } => {
@@ -76,10 +76,24 @@ async fn serve(command: Command) -> anyhow::Result<()> {
             let context = controller_context(&client, &controller)?;
             tokio::select! {
                 result = webhook::serve(listen, client.clone(), None) => result,
-                result = controller::run(client.clone(), scope.scopes(), context) => result,
+                result = run_controller(&client, &scope, &controller, context) => result,
             }
         }
         Command::Crds | Command::Sign { .. } => unreachable!("handled before a client is made"),
+    }
+}
+
+/// Runs the controller, under leader election when a Lease is configured.
+async fn run_controller(
+    client: &Client,
+    scope: &ScopeArgs,
+    args: &ControllerArgs,
+    context: Arc<Context>,
+) -> anyhow::Result<()> {
+    let run = || controller::run(client.clone(), scope.scopes(), context.clone());
+    match args.lease() {
+        Some(lease) => leader::run_while_leading(client.clone(), lease, run).await,
+        None => run().await,
     }
 }
 

@@ -584,3 +584,115 @@ async fn unreachable_api_answers_503() {
     let (code, answer) = send(&webhook.url, "GET", "/readyz", Vec::new(), None).await;
     assert_eq!(code, 503, "{answer}");
 }
+
+/// Starts a second trainhook on the world's namespace; both elect a leader
+/// over a Lease in that namespace.
+async fn replica(world: &World) -> Trainhook {
+    Trainhook::start(Options {
+        kubeconfig: &world.cluster.kubeconfig,
+        namespace: &world.namespace,
+        labelbox_endpoint: &world.standin.status_url(),
+        labelbox_api_key: API_KEY,
+        subcommand: "run",
+        extra_args: lease_args(&world.namespace),
+    })
+    .await
+}
+
+fn lease_args(namespace: &str) -> Vec<String> {
+    [
+        "--lease-namespace",
+        namespace,
+        "--lease-duration-seconds",
+        "6",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Returns the holder of the namespace's `trainhook` Lease.
+async fn lease_holder(world: &World) -> Option<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    leases
+        .get_opt("trainhook")
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_report_each_stage_once() {
+    let mut world = World::new(
+        "replicas",
+        json!({"localcluster.trainhook.dev/run-seconds": "2"}),
+    )
+    .await;
+    world.trainhook.kill();
+    let first = replica(&world).await;
+    let second = replica(&world).await;
+
+    let (code, answer) = first
+        .post_model_run(&model_run_body("replicated-run"))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let (code, answer) = second
+        .post_model_run(&model_run_body("replicated-run"))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["created"], false,
+        "the second replica found the first one's run"
+    );
+
+    world.acknowledged("replicated-run", "COMPLETE").await;
+    let statuses = world.standin.accepted_statuses("replicated-run").await;
+    assert_eq!(
+        status_names(&statuses),
+        ["PREPARING_DATA", "TRAINING_MODEL", "COMPLETE"]
+    );
+    let jobs = world
+        .jobs()
+        .await
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(jobs.items.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_leader_is_replaced_mid_run() {
+    let mut world = World::new(
+        "leader",
+        json!({"localcluster.trainhook.dev/run-seconds": "15"}),
+    )
+    .await;
+    world.trainhook.kill();
+    let mut replicas = vec![replica(&world).await, replica(&world).await];
+
+    let (code, answer) = replicas[0]
+        .post_model_run(&model_run_body("leader-run"))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    world.acknowledged("leader-run", "TRAINING_MODEL").await;
+
+    let holder = lease_holder(&world)
+        .await
+        .expect("a replica holds the Lease");
+    let leader = replicas
+        .iter()
+        .position(|replica| holder.ends_with(&format!("-{}", replica.pid())))
+        .unwrap_or_else(|| panic!("no replica has identity {holder}"));
+    replicas[leader].kill();
+
+    world.acknowledged("leader-run", "COMPLETE").await;
+    let statuses = world.standin.accepted_statuses("leader-run").await;
+    assert_eq!(
+        status_names(&statuses),
+        ["PREPARING_DATA", "TRAINING_MODEL", "COMPLETE"]
+    );
+    let new_holder = lease_holder(&world).await.unwrap();
+    assert_ne!(new_holder, holder);
+}

@@ -6,8 +6,10 @@
 //! - [`progress`]: what a Job and its pods mean as a Labelbox stage.
 //! - [`status`]: how the run's status advances.
 //! - [`report`]: delivery of recorded stages to Labelbox.
+//! - [`leader`]: leader election, so that one replica of many acts.
 
 pub mod job;
+pub mod leader;
 pub mod progress;
 pub mod reconcile;
 pub mod report;

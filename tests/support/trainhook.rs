@@ -102,6 +102,12 @@ impl Trainhook {
         )
     }
 
+    /// Returns the process id, which is part of its leader election
+    /// identity outside a pod.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Returns what trainhook logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
