@@ -135,6 +135,11 @@ pub struct WebhookArgs {
     )]
     pub webhook_secret: Option<String>,
 
+    /// Seconds a webhook secret stays valid after its file changes, so that
+    /// Labelbox may go on signing with it while its setting is updated.
+    #[arg(long, env = "TRAINHOOK_WEBHOOK_SECRET_OVERLAP", default_value_t = 300)]
+    pub webhook_secret_overlap_seconds: u64,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TRAINHOOK_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,

@@ -14,6 +14,7 @@ use trainhook::cli::{Cli, Command, ControllerArgs, ScopeArgs, WebhookArgs};
 use trainhook::controller::{self, Context, leader};
 use trainhook::labelbox::LabelboxClient;
 use trainhook::secrets::SecretSource;
+use trainhook::webhook::secret_ring::SecretRing;
 use trainhook::webhook::{self, WebhookState};
 use trainhook::{resources, signature, telemetry};
 
@@ -110,7 +111,10 @@ fn webhook_state(
     Ok(WebhookState {
         client: client.clone(),
         catalog: Catalog::new(client.clone(), scope.scopes()),
-        secrets,
+        secrets: SecretRing::new(
+            secrets,
+            Duration::from_secs(args.webhook_secret_overlap_seconds),
+        ),
         body_limit: args.body_limit,
         api_timeout: args.api_timeout(),
     })

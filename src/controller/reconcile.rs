@@ -29,6 +29,10 @@ pub const RUN_FINALIZER: &str = "trainhook.dev/report-deletion";
 /// How often a run that waits on nothing is looked at again anyway.
 const RESYNC: Duration = Duration::from_secs(300);
 
+/// How often a run whose stage Labelbox rejected checks whether the
+/// endpoint or API key changed, which is when the stage is sent again.
+const REJECTED_RECHECK: Duration = Duration::from_secs(20);
+
 /// Reconciles one run inside its finalizer.
 pub async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = info_span!(
@@ -74,7 +78,8 @@ async fn apply(run: &TrainingRun, ctx: &Context) -> Result<Action, Error> {
     // 4. Look again when a retry is due; otherwise the watches wake us.
     Ok(match delivery {
         Delivery::RetryIn(wait) => Action::requeue(wait),
-        Delivery::UpToDate | Delivery::Blocked => Action::requeue(RESYNC),
+        Delivery::Blocked => Action::requeue(REJECTED_RECHECK),
+        Delivery::UpToDate => Action::requeue(RESYNC),
     })
 }
 

@@ -231,13 +231,16 @@ pub fn now() -> Time {
     Time(Timestamp::now())
 }
 
+/// Returns the time `wait` from now, rounded up to a whole second because
+/// the status stores times in whole seconds; rounding down would let a
+/// retry come before a `Retry-After` has passed.
 fn after(wait: Duration) -> Time {
     let wait = SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX);
-    Time(
-        Timestamp::now()
-            .saturating_add(wait)
-            .expect("adding a signed duration saturates"),
-    )
+    let due = Timestamp::now()
+        .saturating_add(wait)
+        .expect("adding a signed duration saturates");
+    let whole = due.as_second() + i64::from(due.subsec_nanosecond() > 0);
+    Time(Timestamp::from_second(whole).unwrap_or(Timestamp::MAX))
 }
 
 /// Returns how long until `time`, or `None` when it has passed.

@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod body;
 pub mod model_run;
+pub mod secret_ring;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,9 +21,9 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, Resolution};
-use crate::secrets::SecretSource;
 use crate::signature::{self, SignatureHeaders};
 use answer::WebhookError;
+use secret_ring::SecretRing;
 
 /// What the webhook handlers share.
 pub struct WebhookState {
@@ -30,8 +31,8 @@ pub struct WebhookState {
     pub client: Client,
     /// The templates in the watched namespaces.
     pub catalog: Catalog,
-    /// Where the valid webhook secrets are read from.
-    pub secrets: Vec<SecretSource>,
+    /// The webhook secrets valid now.
+    pub secrets: SecretRing,
     /// Largest body accepted, in bytes.
     pub body_limit: usize,
     /// How long to wait for the Kubernetes API.
@@ -176,7 +177,10 @@ async fn verified_body(
     state: &WebhookState,
 ) -> Result<web::Bytes, WebhookError> {
     let body = body::read_limited(request, payload, state.body_limit).await?;
-    let secrets = read_secrets(&state.secrets).await?;
+    let secrets = state.secrets.valid().await.map_err(|reason| {
+        warn!(%reason, "no webhook secret is readable");
+        WebhookError::SecretUnavailable(reason)
+    })?;
 
     let header = |name: &str| {
         request
@@ -193,34 +197,6 @@ async fn verified_body(
         return Err(error.into());
     }
     Ok(body)
-}
-
-/// Reads every configured secret; one unreadable file is tolerated while
-/// another secret is readable, so that a rotation can remove a file.
-async fn read_secrets(sources: &[SecretSource]) -> Result<Vec<Vec<u8>>, WebhookError> {
-    let mut secrets = Vec::new();
-    let mut errors = Vec::new();
-    for source in sources {
-        match source.read().await {
-            Ok(secret) if !secret.is_empty() => secrets.push(secret),
-            Ok(_) => errors.push(format!("{source:?} is empty")),
-            Err(error) => errors.push(error.to_string()),
-        }
-    }
-
-    if secrets.is_empty() {
-        let reason = if errors.is_empty() {
-            "none is configured".to_owned()
-        } else {
-            errors.join("; ")
-        };
-        warn!(%reason, "no webhook secret is readable");
-        return Err(WebhookError::SecretUnavailable(reason));
-    }
-    for error in errors {
-        warn!(%error, "skipped an unreadable webhook secret");
-    }
-    Ok(secrets)
 }
 
 async fn with_timeout<T>(

@@ -5,3 +5,4 @@
 pub mod cluster;
 pub mod standin;
 pub mod trainhook;
+pub mod world;
