@@ -25,6 +25,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 use kube::runtime::{finalizer, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -197,6 +198,10 @@ pub async fn run(
         );
 
         Controller::new(runs, watcher::Config::default())
+            .trigger_backoff(ResetTimerBackoff::new(
+                WatchBackoff::default(),
+                Duration::from_secs(60),
+            ))
             .owns(jobs, ours.clone())
             .watches(pods, ours, run_of_pod)
             .shutdown_on_signal()
@@ -210,6 +215,44 @@ pub async fn run(
     futures::future::join_all(controllers).await;
     info!("controller stopped");
     Ok(())
+}
+
+/// Pause of the controller's watches after an error: doubling from 250 ms
+/// to 5 s.
+///
+/// kube-runtime pauses all of a controller's watches together after an
+/// error of any one. After an API server restart each watch fails once with
+/// "resource version too old" before it lists again, so the default cap of
+/// 30 s held every run for about a minute and a half.
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const LONGEST: Duration = Duration::from_secs(5);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let current = self.next;
+        self.next = (current * 2).min(Self::LONGEST);
+        Some(current)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
 }
 
 /// Maps a pod to the run named in its label.

@@ -31,6 +31,12 @@ pub fn shared() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
 }
 
+/// Starts a cluster for one test alone, for tests that stop its parts. It
+/// stops when the test process exits.
+pub fn private() -> &'static Cluster {
+    Box::leak(Box::new(Cluster::start()))
+}
+
 impl Cluster {
     fn start() -> Cluster {
         let bin_dir = build_binaries();
@@ -103,6 +109,29 @@ impl Cluster {
         conditions
             .iter()
             .any(|c| c["type"] == "Established" && c["status"] == "True")
+    }
+
+    /// Stops one component, such as `kube-apiserver`.
+    pub fn stop_component(&self, component: &str) {
+        self.component("stop", component);
+    }
+
+    /// Starts a component stopped by [`Cluster::stop_component`] again.
+    pub fn start_component(&self, component: &str) {
+        self.component("start", component);
+    }
+
+    fn component(&self, action: &str, component: &str) {
+        let status = Command::new(repo_root().join("localcluster/component.sh"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .args([action, component])
+            .status()
+            .expect("localcluster/component.sh runs");
+        assert!(
+            status.success(),
+            "localcluster/component.sh {action} {component} failed"
+        );
     }
 
     /// Runs the cluster's kubectl with the admin kubeconfig.

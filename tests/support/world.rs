@@ -33,7 +33,16 @@ impl World {
     /// Like [`World::new`], with `job_spec` merged into the template's Job
     /// spec, such as `{"ttlSecondsAfterFinished": 0}`.
     pub async fn with_job_spec(prefix: &str, pod_annotations: Value, job_spec: Value) -> World {
-        let cluster = cluster::shared();
+        World::on_cluster(cluster::shared(), prefix, pod_annotations, job_spec).await
+    }
+
+    /// Like [`World::with_job_spec`], on the given cluster.
+    pub async fn on_cluster(
+        cluster: &'static Cluster,
+        prefix: &str,
+        pod_annotations: Value,
+        job_spec: Value,
+    ) -> World {
         let namespace = cluster.namespace(prefix);
         let mut template: Value = serde_json::from_str(&template_yaml(
             &namespace,
