@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod permissions;
 pub mod standin;
 pub mod trainhook;
 pub mod world;
