@@ -2,7 +2,7 @@
 # .gitignore keeps it out of git.
 LOCALCLUSTER_DIR := $(CURDIR)/.localcluster
 
-.PHONY: run test crds cluster-up cluster-down
+.PHONY: run test crds manifests fuzz cluster-up cluster-down
 
 # Runs trainhook: against $KUBECONFIG (or ~/.kube/config) when set up,
 # otherwise against a local cluster started in $(LOCALCLUSTER_DIR). Installs
@@ -11,17 +11,36 @@ LOCALCLUSTER_DIR := $(CURDIR)/.localcluster
 run:
 	@bash localcluster/run.sh
 
-# Runs every test: formatting, unit tests, the local cluster's self-test,
-# the Labelbox SDK check and the end-to-end tests on a local cluster.
+# Runs every test: unit tests, the Labelbox SDK check, the chart checks,
+# the end-to-end tests on local clusters, the local cluster's self-test and,
+# last so that it hides no test result, the format check.
 test:
 	bash localcluster/build.sh >/dev/null
-	@if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; else echo "skipping the format check: rustfmt is not installed"; fi
 	cargo test --locked --no-fail-fast
+	cargo check --locked --quiet --manifest-path fuzz/Cargo.toml
 	bash localcluster/selftest.sh
+	@if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; else echo "skipping the format check: rustfmt is not installed"; fi
 
 # Regenerates crds/crds.yaml from the Rust types.
 crds:
 	cargo run --quiet --bin trainhook -- crds > crds/crds.yaml
+
+# Regenerates the plain manifests in deploy/ from charts/trainhook and
+# deploy/values.yaml. Run it after changing either, or crds/crds.yaml;
+# tests/chart.rs fails until deploy/ matches.
+manifests:
+	bash deploy/generate.sh
+
+# Runs each fuzz target for FUZZ_SECONDS (10 minutes unless set) with
+# cargo-fuzz on a nightly toolchain. A crash is saved under
+# fuzz/artifacts/; turn it into a unit test before fixing it.
+FUZZ_SECONDS ?= 600
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+	cd fuzz && cargo +nightly fuzz run --release webhook_body -- \
+		-max_total_time=$(FUZZ_SECONDS) -dict=webhook_body.dict
+	cd fuzz && cargo +nightly fuzz run --release run_name -- \
+		-max_total_time=$(FUZZ_SECONDS)
 
 # Starts a local Kubernetes cluster in $(LOCALCLUSTER_DIR) and prints
 # `export KUBECONFIG=...` on stdout, so `eval "$(make -s cluster-up)"`

@@ -20,11 +20,18 @@ pub struct Cli {
     pub command: Command,
 
     /// Log format: `text` for people, `json` for log collectors.
-    #[arg(long, global = true, env = "TRAINHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, help_heading = "Logging", env = "TRAINHOOK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Log filter in `RUST_LOG` syntax, such as `info` or `trainhook=debug`.
-    #[arg(long, global = true, env = "TRAINHOOK_LOG", default_value = "info")]
+    /// The default leaves out kube-runtime's span on every reconcile line.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Logging",
+        env = "TRAINHOOK_LOG",
+        default_value = "info,kube_runtime=warn"
+    )]
     pub log: String,
 }
 
@@ -68,8 +75,15 @@ pub enum Command {
     /// to send a test webhook with curl.
     Sign {
         /// File holding the webhook secret; one trailing newline is ignored.
-        #[arg(long, env = "TRAINHOOK_WEBHOOK_SECRET_FILE")]
-        secret_file: PathBuf,
+        /// Of a comma-separated list, as the server takes during a
+        /// rotation, the first file is used.
+        #[arg(
+            long,
+            env = "TRAINHOOK_WEBHOOK_SECRET_FILE",
+            value_delimiter = ',',
+            required = true
+        )]
+        secret_file: Vec<PathBuf>,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod controller;
 pub mod labelbox;
+pub mod metrics;
 pub mod resources;
 pub mod secrets;
 pub mod signature;

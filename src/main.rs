@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", resources::crds_yaml());
             Ok(())
         }
-        Command::Sign { secret_file } => sign(SecretSource::File(secret_file)).await,
+        Command::Sign { secret_file } => sign(SecretSource::File(secret_file[0].clone())).await,
         command => {
             telemetry::init(cli.log_format, &cli.log)?;
             serve(command).await

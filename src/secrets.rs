@@ -16,10 +16,10 @@ pub enum SecretSource {
 
 /// A secret file that could not be read.
 #[derive(Debug, Error)]
-#[error("failed to read secret file {path}: {source}")]
+#[error("failed to read secret file {path}: {error}")]
 pub struct SecretReadError {
     path: PathBuf,
-    source: std::io::Error,
+    error: std::io::Error,
 }
 
 impl SecretSource {
@@ -33,9 +33,9 @@ impl SecretSource {
             SecretSource::File(path) => {
                 let mut bytes = tokio::fs::read(path)
                     .await
-                    .map_err(|source| SecretReadError {
+                    .map_err(|error| SecretReadError {
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
                 strip_one_newline(&mut bytes);
                 Ok(bytes)

@@ -1,5 +1,7 @@
 //! Logging through `tracing`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -10,6 +12,7 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
         .map_err(|error| anyhow::anyhow!("invalid log filter {filter:?}: {error}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
 
     match format {

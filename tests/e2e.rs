@@ -563,3 +563,178 @@ async fn killed_leader_is_replaced_mid_run() {
     let new_holder = lease_holder(&world).await.unwrap();
     assert_ne!(new_holder, holder);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_shows_events_of_each_step() {
+    let world = World::new(
+        "events",
+        json!({"localcluster.trainhook.dev/run-seconds": "1"}),
+    )
+    .await;
+    world
+        .trainhook
+        .post_model_run(&model_run_body("events-run"))
+        .await;
+    world.acknowledged("events-run", "COMPLETE").await;
+
+    let described = world.cluster.kubectl_ok(&[
+        "describe",
+        "trainingrun",
+        "events-run",
+        "-n",
+        &world.namespace,
+    ]);
+    for expected in [
+        "JobCreated",
+        "StageReported",
+        "Labelbox acknowledged COMPLETE",
+        "RunSucceeded",
+    ] {
+        assert!(
+            described.contains(expected),
+            "{expected} missing in:\n{described}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_describes_every_field() {
+    let cluster = cluster::shared();
+    let cases = [
+        (
+            "trainingrun.spec",
+            [
+                "modelType",
+                "modelRunId",
+                "modelId",
+                "organizationId",
+                "template",
+            ]
+            .as_slice(),
+        ),
+        (
+            "trainingtemplate.spec",
+            [
+                "modelType",
+                "jobTemplate",
+                "trainingContainer",
+                "initContainerStages",
+                "labelboxApiKeySecret",
+            ]
+            .as_slice(),
+        ),
+    ];
+    for (path, fields) in cases {
+        let explained = cluster.kubectl_ok(&["explain", path]);
+        for field in fields {
+            let line = explained
+                .lines()
+                .position(|line| line.trim_start().starts_with(&format!("{field}\t")))
+                .unwrap_or_else(|| panic!("{path} lacks {field}:\n{explained}"));
+            let description = explained.lines().nth(line + 1).unwrap_or_default();
+            assert!(
+                !description.trim().is_empty(),
+                "{path}.{field} has no description:\n{explained}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotated_secret_applies_with_overlap() {
+    let mut world = World::new("rotation", json!({})).await;
+    world
+        .restart_trainhook(vec!["--webhook-secret-overlap-seconds".into(), "4".into()])
+        .await;
+    let url = world.trainhook.url.clone();
+    let old = world.trainhook.secret.clone();
+    let signed_by = |secret: &[u8]| Some(trainhook::signature::sign_sha1(secret, b""));
+
+    let (code, _) = send(&url, "GET", "/models", Vec::new(), signed_by(&old)).await;
+    assert_eq!(code, 200);
+
+    std::fs::write(&world.trainhook.secret_file, "rotated-secret").unwrap();
+    let (code, answer) = send(
+        &url,
+        "GET",
+        "/models",
+        Vec::new(),
+        signed_by(b"rotated-secret"),
+    )
+    .await;
+    assert_eq!(
+        code, 200,
+        "the new secret applies without a restart: {answer}"
+    );
+    let (code, answer) = send(&url, "GET", "/models", Vec::new(), signed_by(&old)).await;
+    assert_eq!(
+        code, 200,
+        "the old secret stays valid during the overlap: {answer}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (code, answer) = send(&url, "GET", "/models", Vec::new(), signed_by(&old)).await;
+    assert_eq!(
+        code, 401,
+        "the old secret expires after the overlap: {answer}"
+    );
+    let (code, _) = send(
+        &url,
+        "GET",
+        "/models",
+        Vec::new(),
+        signed_by(b"rotated-secret"),
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_requests_and_updates() {
+    let world = World::new(
+        "metrics",
+        json!({"localcluster.trainhook.dev/run-seconds": "1"}),
+    )
+    .await;
+    let model_run_id = "counted-run";
+    let unsigned = send(
+        &world.trainhook.url,
+        "POST",
+        "/model_run",
+        model_run_body(model_run_id).into_bytes(),
+        None,
+    )
+    .await;
+    assert_eq!(unsigned.0, 401);
+    let (code, answer) = world
+        .trainhook
+        .post_model_run(&model_run_body(model_run_id))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    world.acknowledged(model_run_id, "COMPLETE").await;
+
+    let response = reqwest::get(format!("{}/metrics", world.trainhook.url))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+
+    for line in [
+        r#"trainhook_webhook_requests_total{path="/model_run",code="401"} 1"#,
+        r#"trainhook_webhook_requests_total{path="/model_run",code="200"} 1"#,
+        r#"trainhook_labelbox_updates_total{status="PREPARING_DATA",outcome="acknowledged"} 1"#,
+        r#"trainhook_labelbox_updates_total{status="TRAINING_MODEL",outcome="acknowledged"} 1"#,
+        r#"trainhook_labelbox_updates_total{status="COMPLETE",outcome="acknowledged"} 1"#,
+        "trainhook_leader 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in\n{text}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::FIELD_MANAGER;
+use crate::metrics::metrics;
 
 /// Where the Lease lives and how long it holds.
 #[derive(Debug, Clone)]
@@ -70,6 +71,7 @@ where
             lost = wait_for(&mut leading, false) => {
                 lost?;
                 warn!(identity = %config.identity, "lost the Lease; stopping the controller");
+                metrics().set_leader(false);
             }
         }
     }

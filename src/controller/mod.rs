@@ -33,6 +33,7 @@ use tracing::{error, info, warn};
 
 use crate::FIELD_MANAGER;
 use crate::labelbox::LabelboxClient;
+use crate::metrics::metrics;
 use crate::resources::{RUN_LABEL, TrainingRun, TrainingRunStatus};
 
 /// Failure of one reconcile pass, naming the action and the object.
@@ -176,6 +177,7 @@ pub async fn run(
     ctx: Arc<Context>,
 ) -> anyhow::Result<()> {
     check_crd_installed(&client, &scopes).await?;
+    metrics().set_leader(true);
 
     let controllers = scopes.into_iter().map(|scope| {
         let api = |client: &Client| match &scope {
@@ -264,6 +266,7 @@ fn run_of_pod(pod: Pod) -> Option<ObjectRef<TrainingRun>> {
 /// Requeues a failed pass after a pause; the error is logged by the caller.
 fn error_policy(run: Arc<TrainingRun>, error: &Error, _ctx: Arc<Context>) -> Action {
     error!(run = %object_name(run.as_ref()), model_run_id = %run.spec.model_run_id, %error, "reconcile failed; retrying in 5 s");
+    metrics().reconcile_error();
     Action::requeue(Duration::from_secs(5))
 }
 

@@ -58,7 +58,7 @@ pub async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Actio
 async fn apply(run: &TrainingRun, ctx: &Context) -> Result<Action, Error> {
     let run = fresh(run, ctx).await?;
     let mut status = run.status_or_default();
-    debug!(phase = ?status.phase, "reconciling");
+    debug!(phase = %status.phase.map(|phase| phase.to_string()).unwrap_or_default(), "reconciling");
 
     // 1. Observe the Job, creating it on the first pass, and record what it
     //    shows before anything is sent.
@@ -162,7 +162,11 @@ async fn record(
 
     let next = ctx.write_status(run, next).await?;
     if next.phase != status.phase {
-        info!(phase = ?next.phase, message = next.message.as_deref().unwrap_or(""), "run changed phase");
+        let phase = next
+            .phase
+            .map(|phase| phase.to_string())
+            .unwrap_or_default();
+        info!(%phase, message = next.message.as_deref().unwrap_or(""), "run changed phase");
     }
     if next.phase == Some(RunPhase::Failed) && status.phase != Some(RunPhase::Failed) {
         let note = next.message.clone().unwrap_or_default();

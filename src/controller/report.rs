@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::status::{REPORTED, set_condition};
 use super::{Context, Error};
 use crate::labelbox::{SendError, StatusUpdate};
+use crate::metrics::{UpdateOutcome, metrics};
 use crate::resources::{StageReport, StageState, TrainingRun, TrainingRunStatus};
 
 /// First wait after a failed send; it doubles with every attempt.
@@ -89,7 +90,7 @@ pub async fn deliver(
 
 /// Sends one stage.
 async fn send(run: &TrainingRun, stage: &mut StageReport, ctx: &Context) -> Result<(), SendError> {
-    stage.attempts += 1;
+    stage.attempts = stage.attempts.saturating_add(1);
     stage.last_attempt_time = Some(now());
 
     let update = StatusUpdate {
@@ -111,6 +112,7 @@ fn settle(
     match outcome {
         Ok(()) => {
             info!(status = %stage.status, attempts = stage.attempts, "Labelbox acknowledged a stage");
+            metrics().labelbox_update(stage.status, UpdateOutcome::Acknowledged);
             stage.state = StageState::Acknowledged;
             stage.acknowledged_time = stage.last_attempt_time.clone();
             stage.next_attempt_time = None;
@@ -123,12 +125,14 @@ fn settle(
         }) => {
             let wait = retry_after.unwrap_or_else(|| backoff(stage.attempts));
             warn!(status = %stage.status, attempts = stage.attempts, retry_in = ?wait, error = %message, "sending a stage to Labelbox failed; will retry");
+            metrics().labelbox_update(stage.status, UpdateOutcome::Retried);
             stage.next_attempt_time = Some(after(wait));
             stage.last_error = Some(message);
             Some(Delivery::RetryIn(wait))
         }
         Err(SendError::Permanent { message }) => {
             warn!(status = %stage.status, attempts = stage.attempts, error = %message, "Labelbox rejected a stage; retrying once the endpoint or API key changes");
+            metrics().labelbox_update(stage.status, UpdateOutcome::Rejected);
             stage.state = StageState::Rejected;
             stage.rejected_config = Some(fingerprint.to_owned());
             stage.next_attempt_time = None;
@@ -140,8 +144,8 @@ fn settle(
 
 /// Wait before attempt `attempts + 1`: doubling from one second, capped at a
 /// minute, with a fifth of jitter so that many runs do not retry in step.
-pub fn backoff(attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(16);
+pub fn backoff(attempts: i32) -> Duration {
+    let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
     let base = FIRST_RETRY
         .saturating_mul(1 << doublings)
         .min(LONGEST_RETRY);

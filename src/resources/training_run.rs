@@ -117,6 +117,12 @@ pub enum RunPhase {
     Failed,
 }
 
+impl std::fmt::Display for RunPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
 impl RunPhase {
     /// Tells whether the run has ended for good.
     pub fn is_finished(self) -> bool {
@@ -188,7 +194,8 @@ pub struct StageReport {
 
     /// Sends tried so far.
     #[serde(default)]
-    pub attempts: u32,
+    #[schemars(range(min = 0))]
+    pub attempts: i32,
 
     /// When the last send was tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +253,17 @@ impl PipelineStatus {
             PipelineStatus::TrainingModel => "TRAINING_MODEL",
             PipelineStatus::Complete => "COMPLETE",
             PipelineStatus::Failed => "FAILED",
+        }
+    }
+
+    /// Returns the status in CamelCase, such as `TrainingModel`.
+    pub fn camel_case(self) -> &'static str {
+        match self {
+            PipelineStatus::ExportingData => "ExportingData",
+            PipelineStatus::PreparingData => "PreparingData",
+            PipelineStatus::TrainingModel => "TrainingModel",
+            PipelineStatus::Complete => "Complete",
+            PipelineStatus::Failed => "Failed",
         }
     }
 

@@ -15,12 +15,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
 use kube::Client;
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::catalog::{Catalog, Resolution};
+use crate::metrics;
 use crate::signature::{self, SignatureHeaders};
 use answer::WebhookError;
 use secret_ring::SecretRing;
@@ -53,7 +54,8 @@ pub async fn serve(
         let mut app = App::new()
             .app_data(probe_client.clone())
             .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz));
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(serve_metrics));
         if let Some(state) = &webhook {
             app = app
                 .app_data(state.clone())
@@ -70,6 +72,12 @@ pub async fn serve(
     }
     server.run().await?;
     Ok(())
+}
+
+async fn serve_metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(metrics::CONTENT_TYPE)
+        .body(metrics::metrics().encode())
 }
 
 async fn healthz() -> HttpResponse {
@@ -94,13 +102,52 @@ fn not_ready(reason: String) -> HttpResponse {
     }))
 }
 
-/// `GET /models`: `{"<model type>": {}, ...}` for the templates that exist.
 async fn get_models(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<WebhookState>,
 ) -> Result<HttpResponse, WebhookError> {
-    verified_body(&request, payload, &state).await?;
+    let answer = list_models(&request, payload, &state).await;
+    record(&request, &answer);
+    answer
+}
+
+async fn post_model_run(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WebhookState>,
+) -> Result<HttpResponse, WebhookError> {
+    let answer = accept_model_run(&request, payload, &state).await;
+    record(&request, &answer);
+    answer
+}
+
+/// Counts every response in the metrics, and logs every error response once
+/// with its message.
+fn record(request: &HttpRequest, answer: &Result<HttpResponse, WebhookError>) {
+    let code = match answer {
+        Ok(response) => response.status(),
+        Err(error) => error.status_code(),
+    };
+    metrics::metrics().webhook_request(request.path(), code.as_u16());
+
+    if let Err(error) = answer {
+        let peer = request
+            .peer_addr()
+            .map(|peer| peer.to_string())
+            .unwrap_or_default();
+        let status = error.status_code().as_u16();
+        warn!(path = %request.path(), %peer, status, code = error.code(), %error, "rejected a webhook call");
+    }
+}
+
+/// `GET /models`: `{"<model type>": {}, ...}` for the templates that exist.
+async fn list_models(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &WebhookState,
+) -> Result<HttpResponse, WebhookError> {
+    verified_body(request, payload, state).await?;
 
     let offers = with_timeout(
         &state,
@@ -120,16 +167,16 @@ async fn get_models(
 }
 
 /// `POST /model_run`: records the request as a TrainingRun.
-async fn post_model_run(
-    request: HttpRequest,
+async fn accept_model_run(
+    request: &HttpRequest,
     payload: web::Payload,
-    state: web::Data<WebhookState>,
+    state: &WebhookState,
 ) -> Result<HttpResponse, WebhookError> {
-    let body = verified_body(&request, payload, &state).await?;
+    let body = verified_body(request, payload, state).await?;
     let run_request = model_run::parse(&body)?;
 
     let resolution = with_timeout(
-        &state,
+        state,
         "listing TrainingTemplates",
         state.catalog.resolve(&run_request.model_type),
     )
@@ -157,7 +204,7 @@ async fn post_model_run(
     let create = model_run::create_run(state.client.clone(), &namespace, &template, &run_request);
     let accepted = tokio::time::timeout(state.api_timeout, create)
         .await
-        .map_err(|_| timed_out(&state, "creating the TrainingRun"))??;
+        .map_err(|_| timed_out(state, "creating the TrainingRun"))??;
 
     info!(
         namespace = %accepted.namespace,
@@ -192,10 +239,7 @@ async fn verified_body(
         sha1: header(signature::SHA1_HEADER),
         sha256: header(signature::SHA256_HEADER),
     };
-    if let Err(error) = signature::verify(headers, &body, &secrets) {
-        warn!(path = %request.path(), peer = ?request.peer_addr(), %error, "rejected a webhook call");
-        return Err(error.into());
-    }
+    signature::verify(headers, &body, &secrets)?;
     Ok(body)
 }
 

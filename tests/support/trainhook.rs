@@ -14,6 +14,8 @@ pub struct Trainhook {
     pub url: String,
     /// The webhook secret it accepts.
     pub secret: Vec<u8>,
+    /// File the webhook secret is read from; a test may rewrite it.
+    pub secret_file: PathBuf,
     log: PathBuf,
 }
 
@@ -62,6 +64,7 @@ impl Trainhook {
             child,
             url: format!("http://127.0.0.1:{port}"),
             secret,
+            secret_file,
             log,
         };
         let health = format!("{}/healthz", trainhook.url);
