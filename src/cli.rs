@@ -11,6 +11,10 @@ use crate::controller::leader::{self, LeaseConfig};
 use crate::labelbox::DEFAULT_ENDPOINT;
 use crate::secrets::SecretSource;
 
+/// Maximum overlap of an old and a new webhook secret: a week, far more
+/// than switching the setting in Labelbox takes.
+const MAX_OVERLAP_SECONDS: u64 = 7 * 24 * 3600;
+
 /// Trains Labelbox models on this Kubernetes cluster.
 #[derive(Debug, Parser)]
 #[command(name = "trainhook", version, about, long_about = None)]
@@ -151,15 +155,15 @@ pub struct WebhookArgs {
 
     /// Seconds a webhook secret stays valid after its file changes, so that
     /// Labelbox may go on signing with it while its setting is updated.
-    #[arg(long, env = "TRAINHOOK_WEBHOOK_SECRET_OVERLAP", default_value_t = 300)]
+    #[arg(long, env = "TRAINHOOK_WEBHOOK_SECRET_OVERLAP", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=MAX_OVERLAP_SECONDS))]
     pub webhook_secret_overlap_seconds: u64,
 
     /// Largest request body accepted, in bytes.
-    #[arg(long, env = "TRAINHOOK_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "TRAINHOOK_BODY_LIMIT", default_value_t = 1024 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub body_limit: usize,
 
     /// Seconds a webhook waits for the Kubernetes API before answering 503.
-    #[arg(long, env = "TRAINHOOK_API_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "TRAINHOOK_API_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub api_timeout_seconds: u64,
 }
 
@@ -197,7 +201,7 @@ pub struct ControllerArgs {
     pub labelbox_api_key: Option<String>,
 
     /// Seconds one Labelbox request may take before it counts as failed.
-    #[arg(long, env = "TRAINHOOK_LABELBOX_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "TRAINHOOK_LABELBOX_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub labelbox_timeout_seconds: u64,
 
     /// Seconds a deleted TrainingRun waits for Labelbox to acknowledge its

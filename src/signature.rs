@@ -47,8 +47,11 @@ pub enum SignatureError {
     )]
     Missing,
 
-    /// A header was not of the form `<algorithm>=<hex>`.
-    #[error("malformed {header} header: expected `{prefix}=` followed by hex digits")]
+    /// A header was not of the form `<algorithm>=<hex>` with a MAC of the
+    /// hash's length.
+    #[error(
+        "malformed {header} header: expected `{prefix}=` followed by the hex digits of one MAC"
+    )]
     Malformed {
         /// Name of the header.
         header: &'static str,
@@ -82,7 +85,7 @@ pub fn verify(
     }
 
     if let Some(value) = headers.sha1 {
-        let expected = decode(value, SHA1_HEADER, "sha1")?;
+        let expected = decode(value, SHA1_HEADER, "sha1", 20)?;
         let matches = |secret: &Vec<u8>| {
             let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("any key length");
             mac.update(body);
@@ -96,7 +99,7 @@ pub fn verify(
     }
 
     if let Some(value) = headers.sha256 {
-        let expected = decode(value, SHA256_HEADER, "sha256")?;
+        let expected = decode(value, SHA256_HEADER, "sha256", 32)?;
         let matches = |secret: &Vec<u8>| {
             let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("any key length");
             mac.update(body);
@@ -112,11 +115,13 @@ pub fn verify(
     Ok(())
 }
 
-/// Decodes `<prefix>=<hex>` into the MAC bytes.
+/// Decodes `<prefix>=<hex>` into the MAC bytes, which must be `len` bytes
+/// long, the output size of the hash.
 fn decode(
     value: &str,
     header: &'static str,
     prefix: &'static str,
+    len: usize,
 ) -> Result<Vec<u8>, SignatureError> {
     let malformed = SignatureError::Malformed { header, prefix };
     let hex_digits = value
@@ -125,7 +130,11 @@ fn decode(
         .and_then(|rest| rest.strip_prefix('='))
         .ok_or_else(|| malformed.clone())?;
 
-    hex::decode(hex_digits).map_err(|_| malformed)
+    let mac = hex::decode(hex_digits).map_err(|_| malformed.clone())?;
+    if mac.len() != len {
+        return Err(malformed);
+    }
+    Ok(mac)
 }
 
 #[cfg(test)]
@@ -227,14 +236,28 @@ mod tests {
 
     #[test]
     fn malformed_values_are_rejected() {
-        for value in ["", "sha1", "sha1=", "md5=00", "sha1=zz", "sha1=abc"] {
+        let short_mac = format!("sha1={}", "ab".repeat(19));
+        let long_mac = format!("sha1={}", "ab".repeat(21));
+        let sha256_mac = sign_sha256(SECRET, b"{}").replace("sha256=", "sha1=");
+        for value in [
+            "",
+            "sha1",
+            "sha1=",
+            "md5=00",
+            "sha1=zz",
+            "sha1=abc",
+            &short_mac,
+            &long_mac,
+            &sha256_mac,
+        ] {
             let result = verify(sha1_only(value), b"{}", &[SECRET.to_vec()]);
-            assert!(
-                matches!(
-                    result,
-                    Err(SignatureError::Malformed { .. } | SignatureError::Mismatch { .. })
-                ),
-                "{value:?} gave {result:?}"
+            assert_eq!(
+                result,
+                Err(SignatureError::Malformed {
+                    header: SHA1_HEADER,
+                    prefix: "sha1"
+                }),
+                "{value:?}"
             );
         }
     }

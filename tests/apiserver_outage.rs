@@ -1,6 +1,7 @@
 //! The API server stopped and started again during a run: the webhook
 //! answers 503 while it is down, and the run completes after it is back
-//! with one Job and every stage reported.
+//! with one Job and every stage reported. With etcd stopped, trainhook is
+//! not ready.
 
 mod support;
 
@@ -83,4 +84,19 @@ async fn run_survives_apiserver_restart() {
             .is_none(),
         "a 503 created a run"
     );
+
+    // The API server still responds without etcd, but it is not ready,
+    // and neither is trainhook.
+    cluster.stop_component("etcd");
+    eventually("/readyz to fail without etcd", RUN_TIMEOUT, || async {
+        let response = reqwest::get(format!("{url}/readyz")).await.ok()?;
+        (response.status() == 503).then_some(())
+    })
+    .await;
+    cluster.start_component("etcd");
+    eventually("/readyz to pass with etcd back", RUN_TIMEOUT, || async {
+        let response = reqwest::get(format!("{url}/readyz")).await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
 }

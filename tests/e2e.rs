@@ -738,3 +738,31 @@ async fn metrics_count_requests_and_updates() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cut_off_metadata_gets_warning_event() {
+    let annotations = json!({
+        "localcluster.trainhook.dev/run-seconds": "1",
+        "localcluster.trainhook.dev/termination-message": r#"{"weights": "s3://models/bo"#
+    });
+    let world = World::new("cut-off", annotations).await;
+    let model_run_id = "cut-off-metadata";
+    world
+        .trainhook
+        .post_model_run(&model_run_body(model_run_id))
+        .await;
+    world.acknowledged(model_run_id, "COMPLETE").await;
+
+    let statuses = world.statuses(model_run_id, 3).await;
+    assert_eq!(statuses[2]["status"], "COMPLETE");
+    assert!(statuses[2]["metadata"].is_null(), "{}", statuses[2]);
+    let described = world.cluster.kubectl_ok(&[
+        "describe",
+        "trainingrun",
+        model_run_id,
+        "-n",
+        &world.namespace,
+    ]);
+    assert!(described.contains("MetadataUnreadable"), "{described}");
+    assert!(described.contains("not valid JSON"), "{described}");
+}

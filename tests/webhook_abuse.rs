@@ -73,13 +73,13 @@ async fn hundred_deliveries_make_one_run() {
 }
 
 /// Writes the request head and `body_part` over a plain TCP connection and
-/// returns what the server sends back within 10 seconds, without ever
+/// returns what the server sends back within 20 seconds, without ever
 /// sending the rest of the body.
 fn send_part_of_body(url: &str, head: &str, body_part: &[u8]) -> String {
     let address = url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
 
     stream.write_all(head.as_bytes()).unwrap();
@@ -293,4 +293,81 @@ async fn reserialized_body_rejected() {
     )
     .await;
     assert_eq!(code, 200, "the original bytes still verify: {answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_body_times_out() {
+    let world = World::new("stalled", json!({})).await;
+    let url = world.trainhook.url.clone();
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let head = format!(
+        "POST /model_run HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Hub-Signature: sha1=00\r\nContent-Length: 100\r\n\r\n"
+    );
+
+    let answer = tokio::task::spawn_blocking(move || send_part_of_body(&url, &head, b"{"))
+        .await
+        .unwrap();
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"body_timeout""#), "{answer}");
+    assert!(answer.contains("not received within 10 s"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_method_or_path_gets_json() {
+    let world = World::new("routes", json!({})).await;
+    let client = reqwest::Client::new();
+    let cases = [
+        ("GET", "/model_run", 405, "method_not_allowed", Some("POST")),
+        ("POST", "/models", 405, "method_not_allowed", Some("GET")),
+        ("DELETE", "/healthz", 405, "method_not_allowed", Some("GET")),
+        ("GET", "/model_runs", 404, "not_found", None),
+        ("POST", "//model_run", 404, "not_found", None),
+    ];
+
+    for (method, path, expected_code, expected_error, allow) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let url = format!("{}{path}", world.trainhook.url);
+        let response = client.request(method.clone(), url).send().await.unwrap();
+
+        assert_eq!(response.status().as_u16(), expected_code, "{method} {path}");
+        let allowed = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(allowed.as_deref(), allow, "{method} {path}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], expected_error, "{method} {path}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(path), "{method} {path}: {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removed_secret_stops_verification() {
+    let world = World::new("removed-secret", json!({})).await;
+    let readyz = format!("{}/readyz", world.trainhook.url);
+    let body = model_run_body("after-removal");
+    assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 200);
+
+    std::fs::remove_file(&world.trainhook.secret_file).unwrap();
+    let (code, answer) = world.trainhook.post_model_run(&body).await;
+    assert_eq!(code, 503, "{answer}");
+    assert_eq!(answer["error"], "secret_unavailable", "{answer}");
+    let not_ready = reqwest::get(&readyz).await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    let reason: Value = not_ready.json().await.unwrap();
+    assert!(
+        reason["message"]
+            .as_str()
+            .unwrap()
+            .contains("webhook secret"),
+        "{reason}"
+    );
+    assert_eq!(run_count(&world).await, 0);
+
+    std::fs::write(&world.trainhook.secret_file, &world.trainhook.secret).unwrap();
+    let (code, answer) = world.trainhook.post_model_run(&body).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 200);
 }

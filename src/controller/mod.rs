@@ -265,7 +265,7 @@ fn run_of_pod(pod: Pod) -> Option<ObjectRef<TrainingRun>> {
 
 /// Requeues a failed pass after a pause; the error is logged by the caller.
 fn error_policy(run: Arc<TrainingRun>, error: &Error, _ctx: Arc<Context>) -> Action {
-    error!(run = %object_name(run.as_ref()), model_run_id = %run.spec.model_run_id, %error, "reconcile failed; retrying in 5 s");
+    error!(run = %object_name(run.as_ref()), model_run_id = %run.spec.model_run_id.escape_debug(), %error, "reconcile failed; retrying in 5 s");
     metrics().reconcile_error();
     Action::requeue(Duration::from_secs(5))
 }

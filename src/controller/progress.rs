@@ -279,6 +279,25 @@ fn metadata_of(termination: &ContainerTermination) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Returns why a termination message that starts with `{`, and so was
+/// meant as metadata, is not a JSON object, or `None` when it is one or is
+/// plain text. Kubernetes keeps at most 4096 bytes of the message, so a
+/// longer object arrives cut off.
+pub fn unreadable_metadata(termination: &ContainerTermination) -> Option<String> {
+    let message = termination.message.as_deref()?.trim();
+    if !message.starts_with('{') {
+        return None;
+    }
+    match serde_json::from_str::<Value>(message) {
+        Ok(Value::Object(_)) => None,
+        Ok(_) => Some("it is not a JSON object".to_owned()),
+        Err(error) => Some(format!(
+            "it is not valid JSON ({error}, in {} bytes)",
+            message.len()
+        )),
+    }
+}
+
 /// Says why a Job failed: the container's exit code and plain-text
 /// termination message first, because they are what a user acts on, then
 /// the Job condition.
@@ -294,10 +313,13 @@ fn failure_message(
             "container {} in pod {} exited with code {}",
             termination.container, termination.pod, termination.exit_code
         );
-        let text = termination
+        // A JSON object is metadata, not a reason; anything else, even a
+        // cut-off object, may be the only hint of what went wrong.
+        let is_object = termination
             .message
             .as_deref()
-            .filter(|m| metadata_of(termination).is_empty() && !m.starts_with('{'));
+            .is_some_and(|m| matches!(serde_json::from_str(m), Ok(Value::Object(_))));
+        let text = termination.message.as_deref().filter(|_| !is_object);
         if let Some(text) = text {
             part.push_str(": ");
             part.push_str(text.trim());

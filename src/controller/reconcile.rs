@@ -39,7 +39,9 @@ pub async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Actio
         "reconcile",
         namespace = %run.namespace().unwrap_or_default(),
         name = %run.name_any(),
-        model_run_id = %run.spec.model_run_id,
+        // Escaped, because the id comes from the webhook body and a newline
+        // in it would otherwise start a forged log line.
+        model_run_id = %run.spec.model_run_id.escape_debug(),
     );
     let api: Api<TrainingRun> = ctx.api(&run);
 
@@ -177,8 +179,34 @@ async fn record(
         let note = "the training Job completed".to_owned();
         ctx.publish(run, EventType::Normal, "RunSucceeded", "Observe", note)
             .await;
+        warn_of_unreadable_metadata(run, observation, ctx).await;
     }
     Ok(next)
+}
+
+/// Publishes a Warning Event when the termination message was meant as
+/// metadata for COMPLETE but cannot be read, so that the loss is visible.
+async fn warn_of_unreadable_metadata(run: &TrainingRun, observation: &Observation, ctx: &Context) {
+    let Some(termination) = observation.termination.as_ref() else {
+        return;
+    };
+    let Some(reason) = progress::unreadable_metadata(termination) else {
+        return;
+    };
+
+    let note = format!(
+        "COMPLETE carries no metadata: the termination message of container {} in pod {} starts with {{ but {reason}",
+        termination.container, termination.pod
+    );
+    warn!(%note, "unreadable training metadata");
+    ctx.publish(
+        run,
+        EventType::Warning,
+        "MetadataUnreadable",
+        "Observe",
+        note,
+    )
+    .await;
 }
 
 /// Job annotation naming the template the Job was built from.

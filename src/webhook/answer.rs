@@ -31,6 +31,13 @@ pub enum WebhookError {
         limit: usize,
     },
 
+    /// The body did not arrive in time.
+    #[error("the request body was not received within {seconds} s; send the whole body at once")]
+    BodyTimeout {
+        /// The time allowed, in seconds.
+        seconds: u64,
+    },
+
     /// No template offers the model type.
     #[error("unknown modelType {model_type:?}: this cluster offers {known}; create a TrainingTemplate with spec.modelType {model_type:?} or pick one of those", known = list_or_none(.known))]
     UnknownModelType {
@@ -80,6 +87,7 @@ impl WebhookError {
             WebhookError::SecretUnavailable(_) => "secret_unavailable",
             WebhookError::BadRequest(_) => "bad_request",
             WebhookError::TooLarge { .. } => "body_too_large",
+            WebhookError::BodyTimeout { .. } => "body_timeout",
             WebhookError::UnknownModelType { .. } => "unknown_model_type",
             WebhookError::AmbiguousModelType { .. } => "ambiguous_model_type",
             WebhookError::NameTaken(_) => "name_taken",
@@ -107,6 +115,7 @@ impl ResponseError for WebhookError {
             WebhookError::SecretUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebhookError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             WebhookError::UnknownModelType { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             WebhookError::AmbiguousModelType { .. } => StatusCode::CONFLICT,
             WebhookError::NameTaken(_) => StatusCode::CONFLICT,

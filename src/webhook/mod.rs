@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use http::Request;
 use kube::Client;
 use serde_json::json;
 use tracing::{info, warn};
@@ -53,14 +54,15 @@ pub async fn serve(
     let server = HttpServer::new(move || {
         let mut app = App::new()
             .app_data(probe_client.clone())
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(serve_metrics));
+            .service(endpoint("/healthz", web::get().to(healthz)))
+            .service(endpoint("/readyz", web::get().to(readyz)))
+            .service(endpoint("/metrics", web::get().to(serve_metrics)))
+            .default_service(web::to(not_found));
         if let Some(state) = &webhook {
             app = app
                 .app_data(state.clone())
-                .route("/models", web::get().to(get_models))
-                .route("/model_run", web::post().to(post_model_run));
+                .service(endpoint("/models", web::get().to(get_models)))
+                .service(endpoint("/model_run", web::post().to(post_model_run)));
         }
         app
     })
@@ -74,6 +76,42 @@ pub async fn serve(
     Ok(())
 }
 
+/// A path served with one method; any other method gets a JSON 405.
+fn endpoint(path: &'static str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "error": "not_found",
+        "message": format!(
+            "no endpoint {} {}; trainhook serves GET /models, POST /model_run, GET /healthz, GET /readyz and GET /metrics",
+            request.method(),
+            request.path()
+        ),
+    }))
+}
+
+async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    let allowed = if request.path() == "/model_run" {
+        "POST"
+    } else {
+        "GET"
+    };
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allowed))
+        .json(json!({
+            "error": "method_not_allowed",
+            "message": format!(
+                "{} does not take {}; send {allowed}",
+                request.path(),
+                request.method()
+            ),
+        }))
+}
+
 async fn serve_metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(metrics::CONTENT_TYPE)
@@ -84,21 +122,35 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// Ready while the Kubernetes API answers, because no webhook can be
-/// recorded without it.
-async fn readyz(client: web::Data<Client>) -> HttpResponse {
-    let check = tokio::time::timeout(Duration::from_secs(3), client.apiserver_version()).await;
+/// Ready while the API server reports itself ready (which includes its
+/// storage) and, when serving the webhook, a webhook secret is readable,
+/// because no webhook can be verified and recorded otherwise.
+async fn readyz(
+    client: web::Data<Client>,
+    webhook: Option<web::Data<WebhookState>>,
+) -> HttpResponse {
+    let readyz = Request::get("/readyz")
+        .body(Vec::new())
+        .expect("a constant request is valid");
+    let check = tokio::time::timeout(Duration::from_secs(3), client.request_text(readyz)).await;
     match check {
-        Ok(Ok(_)) => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Ok(Err(error)) => not_ready(error.to_string()),
-        Err(_) => not_ready("timed out after 3 s".to_owned()),
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => return not_ready(format!("the Kubernetes API is not ready: {error}")),
+        Err(_) => return not_ready("the Kubernetes API did not answer within 3 s".to_owned()),
     }
+
+    if let Some(state) = webhook
+        && let Err(reason) = state.secrets.valid().await
+    {
+        return not_ready(format!("no webhook secret is readable: {reason}"));
+    }
+    HttpResponse::Ok().json(json!({ "status": "ready" }))
 }
 
-fn not_ready(reason: String) -> HttpResponse {
+fn not_ready(message: String) -> HttpResponse {
     HttpResponse::ServiceUnavailable().json(json!({
         "status": "not ready",
-        "message": format!("the Kubernetes API is not reachable: {reason}"),
+        "message": message,
     }))
 }
 
@@ -193,7 +245,7 @@ async fn accept_model_run(
             });
         }
         Resolution::Ambiguous { templates } => {
-            warn!(model_type = %run_request.model_type, templates = %templates.join(", "), "refused a run: model type offered by more than one TrainingTemplate");
+            warn!(model_type = %run_request.model_type.escape_debug(), templates = %templates.join(", "), "refused a run: model type offered by more than one TrainingTemplate");
             return Err(WebhookError::AmbiguousModelType {
                 model_type: run_request.model_type,
                 templates,
@@ -209,7 +261,7 @@ async fn accept_model_run(
     info!(
         namespace = %accepted.namespace,
         name = %accepted.name,
-        model_run_id = %accepted.model_run_id,
+        model_run_id = %accepted.model_run_id.escape_debug(),
         created = accepted.created,
         "accepted model run"
     );
@@ -229,11 +281,13 @@ async fn verified_body(
         WebhookError::SecretUnavailable(reason)
     })?;
 
+    // A header that is not visible ASCII becomes empty, so that it is
+    // reported as malformed rather than missing.
     let header = |name: &str| {
         request
             .headers()
             .get(name)
-            .and_then(|value| value.to_str().ok())
+            .map(|value| value.to_str().unwrap_or_default())
     };
     let headers = SignatureHeaders {
         sha1: header(signature::SHA1_HEADER),

@@ -5,6 +5,10 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::answer::{RunAccepted, WebhookError};
@@ -44,6 +48,11 @@ pub fn parse(body: &[u8]) -> Result<ModelRunRequest, WebhookError> {
             kind_of(&value)
         )));
     };
+    if let Some(key) = duplicate_key(body) {
+        return Err(WebhookError::BadRequest(format!(
+            "key {key:?} appears more than once in the body; send each key once"
+        )));
+    }
 
     Ok(ModelRunRequest {
         model_type: required(&fields, "modelType")?,
@@ -82,6 +91,36 @@ fn optional(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, We
             kind_of(other)
         ))),
     }
+}
+
+/// Returns the first top-level key that appears twice in a body already
+/// known to be a JSON object. serde_json keeps the last value of a repeated
+/// key, while a proxy or log may show the first, so such a body is
+/// ambiguous and rejected.
+fn duplicate_key(body: &[u8]) -> Option<String> {
+    struct FirstDuplicate;
+
+    impl<'de> Visitor<'de> for FirstDuplicate {
+        type Value = Option<String>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(key.clone()) {
+                    return Ok(Some(key));
+                }
+            }
+            Ok(None)
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    deserializer.deserialize_map(FirstDuplicate).ok().flatten()
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -182,6 +221,18 @@ mod tests {
     fn unknown_keys_are_allowed() {
         let request = parse(br#"{"modelType":"ner","modelRunId":"r","extra":[1]}"#).unwrap();
         assert_eq!(request.model_id, None);
+    }
+
+    #[test]
+    fn repeated_key_is_rejected() {
+        let body = r#"{"modelType":"bounding_box","modelRunId":"a","modelRunId":"b"}"#;
+        assert_eq!(
+            message(body),
+            r#"key "modelRunId" appears more than once in the body; send each key once"#
+        );
+
+        let nested = r#"{"modelType":"bounding_box","modelRunId":"a","extra":{"k":1,"k":2}}"#;
+        assert!(parse(nested.as_bytes()).is_ok());
     }
 
     #[test]

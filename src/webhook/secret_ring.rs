@@ -4,6 +4,11 @@
 //! Labelbox and the Kubernetes Secret are changed by hand, one after the
 //! other, so for a while Labelbox may still sign with the old secret after
 //! the mounted file already holds the new one.
+//!
+//! A source that becomes unreadable or empty revokes every value it had at
+//! once, so that removing a leaked secret takes effect without a restart.
+//! Kubernetes replaces the files of a mounted Secret atomically, so a
+//! rotation never passes through that state.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -82,7 +87,13 @@ impl SecretRing {
                     entry.current = Some(secret);
                 }
                 Err(error) => {
-                    warn!(%error, "skipped an unreadable webhook secret");
+                    if entry.current.is_some() || !entry.previous.is_empty() {
+                        warn!(%error, "a webhook secret became unreadable; its earlier values are no longer accepted");
+                    } else {
+                        warn!(%error, "skipped an unreadable webhook secret");
+                    }
+                    entry.current = None;
+                    entry.previous.clear();
                     errors.push(error);
                 }
             }
@@ -138,6 +149,25 @@ mod tests {
 
         std::fs::write(&path, "new").unwrap();
         assert_eq!(ring.valid().await.unwrap(), [b"new".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn removed_secret_is_revoked_at_once() {
+        let (_dir, path) = file_with("leaked");
+        let ring = SecretRing::new(
+            vec![SecretSource::File(path.clone())],
+            Duration::from_secs(60),
+        );
+        ring.valid().await.unwrap();
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(ring.valid().await.is_err());
+
+        std::fs::write(&path, "").unwrap();
+        assert!(ring.valid().await.is_err());
+
+        std::fs::write(&path, "fresh").unwrap();
+        assert_eq!(ring.valid().await.unwrap(), [b"fresh".to_vec()]);
     }
 
     #[tokio::test]

@@ -185,3 +185,45 @@ fn suspended_job_is_queued() {
     assert_eq!(observation.phase, RunPhase::Queued);
     assert_eq!(observation.stage, None);
 }
+
+fn termination_with(exit_code: i32, message: &str) -> ContainerTermination {
+    ContainerTermination {
+        pod: "run-1-abcde".into(),
+        container: "train".into(),
+        exit_code,
+        reason: None,
+        message: Some(message.into()),
+    }
+}
+
+#[test]
+fn cut_off_json_metadata_is_reported() {
+    let cut_off = termination_with(0, r#"{"weights": "s3://models/bo"#);
+    let reason = unreadable_metadata(&cut_off).unwrap();
+    assert!(reason.contains("not valid JSON"), "{reason}");
+
+    let trailing = termination_with(0, "{} trailing");
+    assert!(unreadable_metadata(&trailing).is_some());
+
+    for readable in [r#"{"weights": "s3://models/boxes.pt"}"#, "done", " "] {
+        assert_eq!(unreadable_metadata(&termination_with(0, readable)), None);
+    }
+}
+
+#[test]
+fn failure_keeps_cut_off_json_message() {
+    let earlier = termination_with(1, r#"{"error": "CUDA out of mem"#);
+    let message = observe(&job(failed_condition()), &[], Some(&earlier))
+        .message
+        .unwrap();
+    assert!(
+        message.contains(r#"{"error": "CUDA out of mem"#),
+        "{message}"
+    );
+
+    let object = termination_with(1, r#"{"error": "CUDA"}"#);
+    let message = observe(&job(failed_condition()), &[], Some(&object))
+        .message
+        .unwrap();
+    assert!(!message.contains("CUDA"), "{message}");
+}
