@@ -21,9 +21,12 @@ test:
 	bash localcluster/selftest.sh
 	@if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check; else echo "skipping the format check: rustfmt is not installed"; fi
 
-# Regenerates crds/crds.yaml from the Rust types.
+# Regenerates crds/crds.yaml from the Rust types, and the chart's copy of
+# it. The copy is a file, not a symlink, because Helm logs every symlink it
+# follows on every command.
 crds:
 	cargo run --quiet --bin trainhook -- crds > crds/crds.yaml
+	cp crds/crds.yaml charts/trainhook/crds/crds.yaml
 
 # Regenerates the plain manifests in deploy/ from charts/trainhook and
 # deploy/values.yaml. Run it after changing either, or crds/crds.yaml;

@@ -17,9 +17,12 @@ log() { echo "make run: $*" >&2; }
 # or reuses, the local cluster in .localcluster/.
 choose_cluster() {
   if [[ -n "${KUBECONFIG:-}" || -f "$HOME/.kube/config" ]]; then
-    log "using the cluster of ${KUBECONFIG:-$HOME/.kube/config}"
+    local context
+    context="$(kubectl config current-context 2>/dev/null || echo '<none>')"
+    log "using context $context of ${KUBECONFIG:-$HOME/.kube/config}; unset KUBECONFIG and move ~/.kube/config away to use a local cluster instead"
     return
   fi
+  local_cluster=1
 
   if [[ -f "$state_dir/kubeconfig" ]] &&
     kubectl --kubeconfig "$state_dir/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
@@ -88,7 +91,11 @@ print_instructions() {
       echo "  curl -sS http://$standin_listen/_standin/requests   # what Labelbox received"
     fi
     echo
-    echo "Stop trainhook with Ctrl-C, and the local cluster with 'make cluster-down'."
+    if [[ -n "${local_cluster:-}" ]]; then
+      echo "Stop trainhook with Ctrl-C, and the local cluster with 'make cluster-down'."
+    else
+      echo "Stop trainhook with Ctrl-C."
+    fi
     echo
   } >&2
 }

@@ -383,7 +383,7 @@ start_apiserver() {
     --proxy-client-cert-file="$pki/front-proxy-client.crt" \
     --proxy-client-key-file="$pki/front-proxy-client.key" \
     --authorization-mode=Node,RBAC \
-    --enable-admission-plugins=NodeRestriction \
+    --enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement \
     --disable-admission-plugins=TaintNodesByCondition \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/service-account.pub" \

@@ -118,6 +118,14 @@ impl LabelboxClient {
         let api_key = String::from_utf8(api_key).map_err(|_| SendError::Permanent {
             message: "the Labelbox API key is not valid UTF-8; check the key file".to_owned(),
         })?;
+        if api_key.trim().is_empty() {
+            return Err(SendError::Permanent {
+                message: format!(
+                    "the Labelbox API key from {:?} is empty; set it to a key from Labelbox's API keys settings",
+                    self.api_key
+                ),
+            });
+        }
 
         let response = self
             .http
@@ -396,5 +404,28 @@ mod tests {
     fn acknowledged_update_is_ok() {
         let body = r#"{"data": {"updateTrainingPipeline": {"status": "COMPLETE"}}}"#;
         assert_eq!(classify(StatusCode::OK, None, body), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn empty_api_key_is_rejected_before_sending() {
+        // Nothing listens on port 9 of loopback; the key check comes first.
+        let client = LabelboxClient::new(
+            "http://127.0.0.1:9/graphql".into(),
+            SecretSource::Value(" \n".into()),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+
+        let result = client
+            .update_status(&update(PipelineStatus::Complete))
+            .await;
+
+        let Err(SendError::Permanent { message }) = result else {
+            panic!("expected a permanent error, got {result:?}");
+        };
+        assert!(
+            message.contains("API key from Value(<redacted>) is empty"),
+            "{message}"
+        );
     }
 }

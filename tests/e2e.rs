@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use support::cluster::{self, eventually};
 use support::trainhook::{Options, Trainhook};
-use support::world::{API_KEY, RUN_TIMEOUT, World, model_run_body, status_names};
+use support::world::{API_KEY, RUN_TIMEOUT, World, model_run_body, status_names, template_yaml};
 use trainhook::resources::{RunPhase, StageState};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -587,6 +587,8 @@ async fn describe_shows_events_of_each_step() {
     for expected in [
         "JobCreated",
         "StageReported",
+        "Labelbox acknowledged PREPARING_DATA",
+        "Labelbox acknowledged TRAINING_MODEL",
         "Labelbox acknowledged COMPLETE",
         "RunSucceeded",
     ] {
@@ -637,6 +639,26 @@ async fn explain_describes_every_field() {
                 "{path}.{field} has no description:\n{explained}"
             );
         }
+    }
+
+    // The resource and its spec each get a description of their own.
+    for (kind, expected) in [
+        (
+            "trainingrun",
+            "A request from Labelbox to train one model run",
+        ),
+        ("trainingrun.spec", "Desired state of a TrainingRun"),
+        (
+            "trainingtemplate",
+            "A model that Labelbox can ask this cluster",
+        ),
+        (
+            "trainingtemplate.spec",
+            "Desired state of a TrainingTemplate",
+        ),
+    ] {
+        let explained = cluster.kubectl_ok(&["explain", kind]);
+        assert!(explained.contains(expected), "{explained}");
     }
 }
 
@@ -765,4 +787,39 @@ async fn cut_off_metadata_gets_warning_event() {
     ]);
     assert!(described.contains("MetadataUnreadable"), "{described}");
     assert!(described.contains("not valid JSON"), "{described}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_model_type_is_hidden() {
+    let world = World::new("ambiguous", json!({})).await;
+    let second = template_yaml(&world.namespace, "second-box", "bounding_box", &json!({}));
+    world.cluster.apply(&second);
+    let url = world.trainhook.url.clone();
+    let signed = world.trainhook.sign(b"");
+
+    let models = eventually("GET /models to drop the type", RUN_TIMEOUT, || async {
+        let (code, models) = send(&url, "GET", "/models", Vec::new(), Some(signed.clone())).await;
+        (code == 200 && models == json!({})).then_some(models)
+    })
+    .await;
+    assert_eq!(models, json!({}));
+
+    let (code, answer) = world
+        .trainhook
+        .post_model_run(&model_run_body("ambiguous-run"))
+        .await;
+    assert_eq!(code, 409, "{answer}");
+    assert_eq!(answer["error"], "ambiguous_model_type", "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains("bounding-box"), "{message}");
+    assert!(message.contains("second-box"), "{message}");
+    assert!(
+        world
+            .runs()
+            .await
+            .get_opt("ambiguous-run")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -199,10 +199,14 @@ fn update_reported_condition(status: &mut TrainingRunStatus, stage: &StageReport
 
 async fn publish_outcome(run: &TrainingRun, stage: &StageReport, ctx: &Context) {
     let error = stage.last_error.as_deref().unwrap_or_default();
+    // The Event recorder merges Events of one reason and action into a
+    // series that keeps only the first note, so each stage gets an action
+    // of its own, such as `ReportTrainingModel`.
+    let action = format!("Report{}", stage.status.camel_case());
     match stage.state {
         StageState::Acknowledged => {
             let note = format!("Labelbox acknowledged {}", stage.status);
-            ctx.publish(run, EventType::Normal, "StageReported", "ReportStage", note)
+            ctx.publish(run, EventType::Normal, "StageReported", &action, note)
                 .await;
         }
         // One Warning for the first failure and then every tenth, so that a
@@ -212,20 +216,14 @@ async fn publish_outcome(run: &TrainingRun, stage: &StageReport, ctx: &Context) 
                 "sending {} to Labelbox failed (attempt {}): {error}",
                 stage.status, stage.attempts
             );
-            ctx.publish(run, EventType::Warning, "ReportFailed", "ReportStage", note)
+            ctx.publish(run, EventType::Warning, "ReportFailed", &action, note)
                 .await;
         }
         StageState::Pending => {}
         StageState::Rejected => {
             let note = format!("Labelbox rejected {}: {error}", stage.status);
-            ctx.publish(
-                run,
-                EventType::Warning,
-                "ReportRejected",
-                "ReportStage",
-                note,
-            )
-            .await;
+            ctx.publish(run, EventType::Warning, "ReportRejected", &action, note)
+                .await;
         }
     }
 }

@@ -8,12 +8,11 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A request from Labelbox to train one model run.
-///
-/// The webhook creates one for each `POST /model_run`; a user re-runs a
-/// training by creating one by hand.
+/// Desired state of a TrainingRun: the Labelbox model run to train and the
+/// template to train it with.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
+    doc = "A request from Labelbox to train one model run. The webhook creates one for each POST /model_run; a user re-runs a training by creating one by hand.",
     group = "trainhook.dev",
     version = "v1alpha1",
     kind = "TrainingRun",

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use super::PipelineStatus;
 
-/// A model that Labelbox can ask this cluster to train, and the Job that
-/// trains it.
+/// Desired state of a TrainingTemplate: the model type offered to Labelbox
+/// and the Job that trains each of its runs.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
 #[kube(
+    doc = "A model that Labelbox can ask this cluster to train, and the Job that trains it.",
     group = "trainhook.dev",
     version = "v1alpha1",
     kind = "TrainingTemplate",

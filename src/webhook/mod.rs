@@ -208,12 +208,15 @@ async fn list_models(
     )
     .await?;
     for (model_type, templates) in offers.iter().filter(|(_, templates)| templates.len() > 1) {
-        warn!(%model_type, templates = %templates.join(", "), "model type offered by more than one TrainingTemplate; runs of it are refused until one is removed");
+        warn!(%model_type, templates = %templates.join(", "), "model type offered by more than one TrainingTemplate; it is left out of GET /models and its runs are rejected until one is removed");
     }
 
+    // An ambiguous model type is left out, because Labelbox would offer a
+    // model whose every run is rejected.
     let models: BTreeMap<&String, serde_json::Value> = offers
-        .keys()
-        .map(|model_type| (model_type, json!({})))
+        .iter()
+        .filter(|(_, templates)| templates.len() == 1)
+        .map(|(model_type, _)| (model_type, json!({})))
         .collect();
     Ok(HttpResponse::Ok().json(models))
 }
