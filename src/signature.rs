@@ -59,6 +59,13 @@ pub enum SignatureError {
         prefix: &'static str,
     },
 
+    /// A header was sent more than once, so it is unclear which value holds.
+    #[error("{header} was sent more than once; send one value")]
+    Repeated {
+        /// Name of the header.
+        header: &'static str,
+    },
+
     /// No configured secret produced the signature.
     #[error(
         "invalid signature: {header} does not match the body; check that the secret in Labelbox equals trainhook's webhook secret"

@@ -190,6 +190,13 @@ async fn near_miss_signatures_rejected() {
             ],
         ),
         (
+            "valid SHA-1 header sent twice",
+            vec![
+                ("X-Hub-Signature", sign_sha1(&secret, &body)),
+                ("X-Hub-Signature", sign_sha1(&secret, &body)),
+            ],
+        ),
+        (
             "SHA-256 digest in the SHA-1 header",
             vec![(
                 "X-Hub-Signature",

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::catalog::{Catalog, Resolution};
 use crate::metrics;
-use crate::signature::{self, SignatureHeaders};
+use crate::signature::{self, SignatureError, SignatureHeaders};
 use answer::WebhookError;
 use secret_ring::SecretRing;
 
@@ -283,6 +283,12 @@ async fn verified_body(
         warn!(%reason, "no webhook secret is readable");
         WebhookError::SecretUnavailable(reason)
     })?;
+
+    for name in [signature::SHA1_HEADER, signature::SHA256_HEADER] {
+        if request.headers().get_all(name).count() > 1 {
+            return Err(SignatureError::Repeated { header: name }.into());
+        }
+    }
 
     // A header that is not visible ASCII becomes empty, so that it is
     // reported as malformed rather than missing.
