@@ -122,6 +122,16 @@ async fn failing_pod_fails_run() {
         "{error_message}"
     );
     assert!(error_message.chars().count() <= 255);
+
+    let described =
+        world
+            .cluster
+            .kubectl_ok(&["describe", "trainingrun", &name, "-n", &world.namespace]);
+    assert!(described.contains("RunFailed"), "{described}");
+    assert!(
+        described.contains("CUDA error: out of memory"),
+        "{described}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
