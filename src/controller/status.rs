@@ -32,6 +32,9 @@ pub fn advance(
     next.phase = Some(observation.phase);
     next.message = observation.message.clone();
     next.observed_generation = generation;
+    // NOTE: a pod that a TTL or foreground deletion removes before any pass
+    // sees it terminated is not recorded, so COMPLETE then lacks its metadata
+    // and FAILED its exit code.
     if observation.termination.is_some() {
         next.last_termination = observation.termination.clone();
     }
