@@ -219,8 +219,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "TRAINHOOK_LEASE_NAME", default_value = "trainhook")]
     pub lease_name: String,
 
-    /// Seconds a leader holds the Lease without renewing it.
-    #[arg(long, env = "TRAINHOOK_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
+    /// Seconds a leader holds the Lease without renewing it, at most a day.
+    #[arg(long, env = "TRAINHOOK_LEASE_DURATION", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=86_400))]
     pub lease_duration_seconds: u64,
 }
 

@@ -360,6 +360,26 @@ fn bad_values_fail_with_message() {
             "serviceAccount.name is required when serviceAccount.create is false",
         ),
         (
+            "image: {tag: 'bad tag!!'}",
+            "at '/image/tag': 'bad tag!!' does not match pattern",
+        ),
+        (
+            "fullnameOverride: Bad_Name",
+            "at '/fullnameOverride': 'Bad_Name' does not match pattern",
+        ),
+        (
+            "ingress: {enabled: true, host: not a host}",
+            "at '/ingress/host': 'not a host' does not match pattern",
+        ),
+        (
+            "podDisruptionBudget: {enabled: true, minAvailable: -3}",
+            "at '/podDisruptionBudget/minAvailable': minimum: got -3, want 0",
+        ),
+        (
+            "podDisruptionBudget: {enabled: true, maxUnavailable: half}",
+            "at '/podDisruptionBudget/maxUnavailable': 'half' does not match pattern",
+        ),
+        (
             "serviceMonitor: {enabled: true}",
             "the cluster does not serve monitoring.coreos.com/v1 ServiceMonitor",
         ),

@@ -833,3 +833,72 @@ async fn ambiguous_model_type_is_hidden() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn model_run_id_cannot_change() {
+    let world = World::new(
+        "immutable",
+        json!({"localcluster.trainhook.dev/run-seconds": "1"}),
+    )
+    .await;
+    let (code, answer) = world
+        .trainhook
+        .post_model_run(&model_run_body("fixed-id"))
+        .await;
+    assert_eq!(code, 200, "{answer}");
+
+    let patch = r#"{"spec":{"modelRunId":"another-id"}}"#;
+    let output = world.cluster.kubectl(&[
+        "patch",
+        "trainingrun",
+        "fixed-id",
+        "-n",
+        &world.namespace,
+        "--type",
+        "merge",
+        "-p",
+        patch,
+    ]);
+
+    assert!(!output.status.success(), "the patch was accepted");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("spec.modelRunId cannot change"), "{stderr}");
+    world.acknowledged("fixed-id", "COMPLETE").await;
+    let statuses = world.standin.accepted_statuses("another-id").await;
+    assert!(statuses.is_empty(), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn phase_set_by_hand_is_corrected() {
+    let world = World::new(
+        "hand-phase",
+        json!({"localcluster.trainhook.dev/run-seconds": "8"}),
+    )
+    .await;
+    let model_run_id = "hand-set-phase";
+    world
+        .trainhook
+        .post_model_run(&model_run_body(model_run_id))
+        .await;
+    world.acknowledged(model_run_id, "TRAINING_MODEL").await;
+
+    world.cluster.kubectl_ok(&[
+        "patch",
+        "trainingrun",
+        model_run_id,
+        "-n",
+        &world.namespace,
+        "--subresource=status",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"status":{"phase":"Succeeded"}}"#,
+    ]);
+
+    world.acknowledged(model_run_id, "COMPLETE").await;
+    let statuses = world.statuses(model_run_id, 3).await;
+    assert_eq!(
+        status_names(&statuses),
+        ["PREPARING_DATA", "TRAINING_MODEL", "COMPLETE"]
+    );
+}

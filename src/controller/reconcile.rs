@@ -140,7 +140,7 @@ async fn fresh(run: &TrainingRun, ctx: &Context) -> Result<TrainingRun, Error> {
 }
 
 fn is_finished(status: &TrainingRunStatus) -> bool {
-    status.phase.is_some_and(RunPhase::is_finished)
+    status::has_ended(status)
 }
 
 /// Writes what an observation changes in the status, and publishes an Event

@@ -16,8 +16,20 @@ pub const FAILED: &str = "Failed";
 /// Condition type telling whether Labelbox acknowledged every stage.
 pub const REPORTED: &str = "Reported";
 
-/// Applies an observation to the status. A status that has finished stays
-/// as it is, because a run ends once.
+/// Tells whether the run has ended: its phase is final and a final stage is
+/// recorded. trainhook writes both at once, so a final phase alone was set
+/// by hand and the run is observed again.
+pub fn has_ended(status: &TrainingRunStatus) -> bool {
+    status.phase.is_some_and(RunPhase::is_finished)
+        && status
+            .labelbox
+            .stages
+            .iter()
+            .any(|stage| stage.status.is_final())
+}
+
+/// Applies an observation to the status. A run that has ended stays as it
+/// is, because a run ends once.
 pub fn advance(
     status: &TrainingRunStatus,
     observation: &Observation,
@@ -25,7 +37,7 @@ pub fn advance(
     generation: Option<i64>,
 ) -> TrainingRunStatus {
     let mut next = status.clone();
-    if next.phase.is_some_and(RunPhase::is_finished) {
+    if has_ended(&next) {
         return next;
     }
 

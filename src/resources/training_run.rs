@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
     shortname = "tr",
     category = "trainhook",
     validation = Rule::new("self.metadata.name.size() <= 63").message("a TrainingRun name must be at most 63 characters, because it also names the run's Job"),
+    validation = Rule::new("self.spec.modelRunId == oldSelf.spec.modelRunId").message("spec.modelRunId cannot change, because stages already reported belong to the first model run; create a new TrainingRun instead"),
     printcolumn(name = "Model Type", type_ = "string", json_path = ".spec.modelType"),
     printcolumn(name = "Model Run", type_ = "string", json_path = ".spec.modelRunId"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),

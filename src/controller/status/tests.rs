@@ -164,3 +164,25 @@ fn condition_time_kept_when_status_unchanged() {
     );
     assert_eq!(conditions[0].last_transition_time, at(9));
 }
+
+#[test]
+fn phase_set_by_hand_is_observed_again() {
+    let training = observed(RunPhase::Training, Some(PipelineStatus::TrainingModel));
+    let mut edited = advance(&TrainingRunStatus::default(), &training, &at(0), None);
+    edited.phase = Some(RunPhase::Succeeded);
+    assert!(!has_ended(&edited));
+
+    let complete = observed(RunPhase::Succeeded, Some(PipelineStatus::Complete));
+    let next = advance(&edited, &complete, &at(5), None);
+
+    assert!(has_ended(&next));
+    assert_eq!(
+        stages(&next),
+        [
+            PipelineStatus::PreparingData,
+            PipelineStatus::TrainingModel,
+            PipelineStatus::Complete
+        ]
+    );
+    assert_eq!(next.completion_time, Some(at(5)));
+}
