@@ -1,5 +1,5 @@
 //! The API server stopped and started again during a run: the webhook
-//! answers 503 while it is down, and the run completes after it is back
+//! responds with 503 while it is down, and the run completes after it is back
 //! with one Job and every stage reported. With etcd stopped, trainhook is
 //! not ready.
 
@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use kube::api::ListParams;
 use serde_json::json;
 
 use support::cluster::{self, eventually};
@@ -22,18 +21,12 @@ async fn run_survives_apiserver_restart() {
         .restart_trainhook(vec!["--api-timeout-seconds".into(), "3".into()])
         .await;
 
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body("outage-run"))
-        .await;
+    let (code, answer) = world.post_run("outage-run").await;
     assert_eq!(code, 200, "{answer}");
     world.acknowledged("outage-run", "TRAINING_MODEL").await;
 
     cluster.stop_component("kube-apiserver");
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body("while-down"))
-        .await;
+    let (code, answer) = world.post_run("while-down").await;
     assert_eq!(code, 503, "{answer}");
     assert_eq!(answer["error"], "kubernetes_unavailable");
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -62,14 +55,8 @@ async fn run_survives_apiserver_restart() {
         status_names(&statuses),
         ["PREPARING_DATA", "TRAINING_MODEL", "COMPLETE"]
     );
-    let jobs = world
-        .jobs()
-        .await
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    let jobs = world.list_jobs().await;
     let outage_jobs = jobs
-        .items
         .iter()
         .filter(|job| job.metadata.name.as_deref() == Some("outage-run"))
         .count();

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kube::Api;
-use kube::api::ListParams;
 use serde_json::{Value, json};
 
 use support::cluster::{self, eventually};
@@ -25,10 +24,7 @@ async fn successful_pod_completes_run() {
     let world = World::new("success", annotations).await;
     let model_run_id = "9e3f331a-551b-0e24-6ab5-f69855df64ea";
 
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body(model_run_id))
-        .await;
+    let (code, answer) = world.post_run(model_run_id).await;
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["created"], true);
     assert_eq!(answer["namespace"], world.namespace.as_str());
@@ -87,10 +83,7 @@ async fn failing_pod_fails_run() {
     let world = World::new("failure", annotations).await;
     let model_run_id = "Failing_Run.1";
 
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body(model_run_id))
-        .await;
+    let (code, answer) = world.post_run(model_run_id).await;
     assert_eq!(code, 200, "{answer}");
     let name = answer["name"].as_str().unwrap().to_owned();
     assert_ne!(
@@ -165,20 +158,10 @@ async fn repeated_delivery_makes_one_run() {
 
     world.finished_run("repeated-run").await;
     world.finished_run("concurrent-run").await;
-    let runs = world
-        .runs()
-        .await
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    let jobs = world
-        .jobs()
-        .await
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    assert_eq!(runs.items.len(), 2);
-    assert_eq!(jobs.items.len(), 2);
+    let runs = world.list_runs().await;
+    let jobs = world.list_jobs().await;
+    assert_eq!(runs.len(), 2);
+    assert_eq!(jobs.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,10 +201,7 @@ async fn restart_after_complete_sends_nothing() {
         json!({"localcluster.trainhook.dev/run-seconds": "1"}),
     )
     .await;
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body("restart-run"))
-        .await;
+    let (code, answer) = world.post_run("restart-run").await;
     assert_eq!(code, 200, "{answer}");
     world.statuses("restart-run", 3).await;
     world.acknowledged("restart-run", "COMPLETE").await;
@@ -261,10 +241,7 @@ async fn printer_columns_show_progress() {
         json!({"localcluster.trainhook.dev/run-seconds": "1"}),
     )
     .await;
-    world
-        .trainhook
-        .post_model_run(&model_run_body("columns-run"))
-        .await;
+    world.post_run("columns-run").await;
     world.statuses("columns-run", 3).await;
     world.acknowledged("columns-run", "COMPLETE").await;
 
@@ -417,13 +394,8 @@ async fn bad_input_is_rejected_and_creates_nothing() {
         assert!(answer["error"].is_string(), "{case}: {answer}");
     }
 
-    let runs = world
-        .runs()
-        .await
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    assert!(runs.items.is_empty(), "bad input created {:?}", runs.items);
+    let runs = world.list_runs().await;
+    assert!(runs.is_empty(), "bad input created {runs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -530,13 +502,8 @@ async fn two_replicas_report_each_stage_once() {
         status_names(&statuses),
         ["PREPARING_DATA", "TRAINING_MODEL", "COMPLETE"]
     );
-    let jobs = world
-        .jobs()
-        .await
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    assert_eq!(jobs.items.len(), 1);
+    let jobs = world.list_jobs().await;
+    assert_eq!(jobs.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -581,10 +548,7 @@ async fn describe_shows_events_of_each_step() {
         json!({"localcluster.trainhook.dev/run-seconds": "1"}),
     )
     .await;
-    world
-        .trainhook
-        .post_model_run(&model_run_body("events-run"))
-        .await;
+    world.post_run("events-run").await;
     world.acknowledged("events-run", "COMPLETE").await;
 
     let described = world.cluster.kubectl_ok(&[
@@ -738,10 +702,7 @@ async fn metrics_count_requests_and_updates() {
     )
     .await;
     assert_eq!(unsigned.0, 401);
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body(model_run_id))
-        .await;
+    let (code, answer) = world.post_run(model_run_id).await;
     assert_eq!(code, 200, "{answer}");
     world.acknowledged(model_run_id, "COMPLETE").await;
 
@@ -779,10 +740,7 @@ async fn cut_off_metadata_gets_warning_event() {
     });
     let world = World::new("cut-off", annotations).await;
     let model_run_id = "cut-off-metadata";
-    world
-        .trainhook
-        .post_model_run(&model_run_body(model_run_id))
-        .await;
+    world.post_run(model_run_id).await;
     world.acknowledged(model_run_id, "COMPLETE").await;
 
     let statuses = world.statuses(model_run_id, 3).await;
@@ -814,10 +772,7 @@ async fn ambiguous_model_type_is_hidden() {
     .await;
     assert_eq!(models, json!({}));
 
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body("ambiguous-run"))
-        .await;
+    let (code, answer) = world.post_run("ambiguous-run").await;
     assert_eq!(code, 409, "{answer}");
     assert_eq!(answer["error"], "ambiguous_model_type", "{answer}");
     let message = answer["message"].as_str().unwrap();
@@ -841,10 +796,7 @@ async fn model_run_id_cannot_change() {
         json!({"localcluster.trainhook.dev/run-seconds": "1"}),
     )
     .await;
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body("fixed-id"))
-        .await;
+    let (code, answer) = world.post_run("fixed-id").await;
     assert_eq!(code, 200, "{answer}");
 
     let patch = r#"{"spec":{"modelRunId":"another-id"}}"#;
@@ -876,10 +828,7 @@ async fn phase_set_by_hand_is_corrected() {
     )
     .await;
     let model_run_id = "hand-set-phase";
-    world
-        .trainhook
-        .post_model_run(&model_run_body(model_run_id))
-        .await;
+    world.post_run(model_run_id).await;
     world.acknowledged(model_run_id, "TRAINING_MODEL").await;
 
     world.cluster.kubectl_ok(&[

@@ -9,12 +9,12 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 
 use support::cluster::eventually;
 use support::standin::Fault;
-use support::world::{RUN_TIMEOUT, World, model_run_body, status_names};
+use support::world::{RUN_TIMEOUT, World, status_names};
 use trainhook::resources::{RunPhase, StageState};
 
 const STAGES: [&str; 3] = ["PREPARING_DATA", "TRAINING_MODEL", "COMPLETE"];
@@ -31,14 +31,11 @@ async fn labelbox_outage_delays_but_keeps_order() {
         .queue_fault(Fault::http_status(500).times(10_000))
         .await;
 
-    let (code, answer) = world
-        .trainhook
-        .post_model_run(&model_run_body("outage-run"))
-        .await;
+    let (code, answer) = world.post_run("outage-run").await;
     assert_eq!(code, 200, "{answer}");
     world.finished_run("outage-run").await;
 
-    // Labelbox answers 500 for a minute while the run finishes.
+    // Labelbox responds with 500 for a minute while the run finishes.
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(
         world
@@ -86,10 +83,7 @@ async fn labelbox_timeouts_are_retried() {
         .queue_fault(Fault::delay(Duration::from_secs(3)).times(3))
         .await;
 
-    world
-        .trainhook
-        .post_model_run(&model_run_body("timeout-run"))
-        .await;
+    world.post_run("timeout-run").await;
     world.acknowledged("timeout-run", "COMPLETE").await;
     let statuses = world.standin.accepted_statuses("timeout-run").await;
     let names = status_names(&statuses);
@@ -127,10 +121,7 @@ async fn rate_limit_waits_for_retry_after() {
         .queue_fault(Fault::rate_limit(Duration::from_secs(2)).times(1))
         .await;
 
-    world
-        .trainhook
-        .post_model_run(&model_run_body("limited-run"))
-        .await;
+    world.post_run("limited-run").await;
     world.acknowledged("limited-run", "COMPLETE").await;
 
     let requests = world.standin.requests_for("limited-run").await;
@@ -163,10 +154,7 @@ async fn rejected_stage_resent_after_key_change() {
         ])
         .await;
 
-    world
-        .trainhook
-        .post_model_run(&model_run_body("rejected-run"))
-        .await;
+    world.post_run("rejected-run").await;
     let runs = world.runs().await;
     let condition = eventually(
         "the Reported condition to say Rejected",
@@ -205,10 +193,7 @@ async fn ttl_zero_job_still_reports_complete() {
     let world =
         World::with_job_spec("ttl", annotations, json!({"ttlSecondsAfterFinished": 0})).await;
 
-    world
-        .trainhook
-        .post_model_run(&model_run_body("ttl-run"))
-        .await;
+    world.post_run("ttl-run").await;
     world.acknowledged("ttl-run", "COMPLETE").await;
     let statuses = world.standin.accepted_statuses("ttl-run").await;
     assert_eq!(status_names(&statuses), STAGES);
@@ -230,10 +215,7 @@ async fn job_deleted_mid_run_fails_run() {
         json!({"localcluster.trainhook.dev/run-seconds": "60"}),
     )
     .await;
-    world
-        .trainhook
-        .post_model_run(&model_run_body("orphan-run"))
-        .await;
+    world.post_run("orphan-run").await;
     world.acknowledged("orphan-run", "TRAINING_MODEL").await;
 
     world.cluster.kubectl_ok(&[
@@ -281,10 +263,7 @@ async fn run_deleted_mid_run_reports_failed() {
         json!({"localcluster.trainhook.dev/run-seconds": "60"}),
     )
     .await;
-    world
-        .trainhook
-        .post_model_run(&model_run_body("deleted-run"))
-        .await;
+    world.post_run("deleted-run").await;
     world.acknowledged("deleted-run", "TRAINING_MODEL").await;
 
     world
@@ -335,10 +314,7 @@ async fn template_change_leaves_running_job() {
         json!({"localcluster.trainhook.dev/run-seconds": "6"}),
     )
     .await;
-    world
-        .trainhook
-        .post_model_run(&model_run_body("steady-run"))
-        .await;
+    world.post_run("steady-run").await;
     world.acknowledged("steady-run", "TRAINING_MODEL").await;
     let before = world.jobs().await.get("steady-run").await.unwrap();
 
@@ -366,7 +342,7 @@ async fn repeated_kills_lose_no_status() {
     .await;
     let ids: Vec<String> = (0..5).map(|i| format!("killed-run-{i}")).collect();
     for id in &ids {
-        let (code, answer) = world.trainhook.post_model_run(&model_run_body(id)).await;
+        let (code, answer) = world.post_run(id).await;
         assert_eq!(code, 200, "{answer}");
     }
 
@@ -398,11 +374,6 @@ async fn repeated_kills_lose_no_status() {
                 .all(|s| s.state == StageState::Acknowledged)
         );
     }
-    let jobs = world
-        .jobs()
-        .await
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    assert_eq!(jobs.items.len(), ids.len());
+    let jobs = world.list_jobs().await;
+    assert_eq!(jobs.len(), ids.len());
 }

@@ -10,7 +10,6 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use futures::future::join_all;
-use kube::api::ListParams;
 use serde_json::{Value, json};
 
 use support::world::{World, model_run_body, status_names};
@@ -31,11 +30,6 @@ async fn post(world: &World, body: Vec<u8>, headers: &[(&str, String)]) -> (u16,
     let response = request.body(body).send().await.unwrap();
     let code = response.status().as_u16();
     (code, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn run_count(world: &World) -> usize {
-    let runs = world.runs().await.list(&ListParams::default()).await;
-    runs.unwrap().items.len()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,9 +56,8 @@ async fn hundred_deliveries_make_one_run() {
     assert_eq!(created, 1, "exactly one delivery creates the run");
 
     world.acknowledged(model_run_id, "COMPLETE").await;
-    let jobs = world.jobs().await.list(&ListParams::default()).await;
-    assert_eq!(jobs.unwrap().items.len(), 1);
-    assert_eq!(run_count(&world).await, 1);
+    assert_eq!(world.list_jobs().await.len(), 1);
+    assert_eq!(world.list_runs().await.len(), 1);
     let statuses = world.standin.accepted_statuses(model_run_id).await;
     assert_eq!(
         status_names(&statuses),
@@ -155,7 +148,7 @@ async fn oversized_body_rejected_before_read() {
         "{answer}"
     );
 
-    assert_eq!(run_count(&world).await, 0);
+    assert_eq!(world.list_runs().await.len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -211,7 +204,7 @@ async fn near_miss_signatures_rejected() {
         assert_eq!(answer["error"], "invalid_signature", "{case}: {answer}");
     }
 
-    assert_eq!(run_count(&world).await, 0);
+    assert_eq!(world.list_runs().await.len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -291,7 +284,7 @@ async fn reserialized_body_rejected() {
         assert_eq!(code, 401, "{case}: {answer}");
         assert_eq!(answer["error"], "invalid_signature", "{case}: {answer}");
     }
-    assert_eq!(run_count(&world).await, 0);
+    assert_eq!(world.list_runs().await.len(), 0);
 
     let (code, answer) = post(
         &world,
@@ -371,7 +364,7 @@ async fn removed_secret_stops_verification() {
             .contains("webhook secret"),
         "{reason}"
     );
-    assert_eq!(run_count(&world).await, 0);
+    assert_eq!(world.list_runs().await.len(), 0);
 
     std::fs::write(&world.trainhook.secret_file, &world.trainhook.secret).unwrap();
     let (code, answer) = world.trainhook.post_model_run(&body).await;

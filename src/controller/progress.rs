@@ -27,7 +27,7 @@ pub const TRAINING_CONTAINER_ANNOTATION: &str = "trainhook.dev/training-containe
 /// that the Job keeps its meaning when the template changes or goes away.
 pub const INIT_STAGES_ANNOTATION: &str = "trainhook.dev/init-container-stages";
 
-/// What the cluster shows about a run at one moment.
+/// State of a run as the cluster shows it at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     /// Phase to show on the run.
@@ -43,7 +43,8 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// A run that failed before or without its Job, with `message` saying why.
+    /// Creates the observation of a run that failed before or without its
+    /// Job, with `message` giving the reason.
     pub fn failed(message: String) -> Self {
         Observation {
             phase: RunPhase::Failed,
@@ -56,7 +57,8 @@ impl Observation {
 }
 
 impl Observation {
-    /// A run that waits for something other than its Job, saying what.
+    /// Creates the observation of a run that waits for something other than
+    /// its Job, with `message` naming it.
     pub fn waiting(message: String) -> Self {
         Observation {
             phase: RunPhase::Pending,
@@ -262,11 +264,7 @@ fn latest_termination(pods: &[Pod], training_container: &str) -> Option<Containe
 /// values are kept as they are; other values become their JSON text,
 /// because Labelbox types metadata as string to string.
 fn metadata_of(termination: &ContainerTermination) -> BTreeMap<String, String> {
-    let Some(Ok(Value::Object(fields))) = termination
-        .message
-        .as_deref()
-        .map(serde_json::from_str::<Value>)
-    else {
+    let Some(fields) = json_object(termination) else {
         return BTreeMap::new();
     };
 
@@ -298,6 +296,15 @@ pub fn unreadable_metadata(termination: &ContainerTermination) -> Option<String>
     }
 }
 
+/// Returns the termination message parsed as a JSON object, or `None` when
+/// it is absent or anything else.
+fn json_object(termination: &ContainerTermination) -> Option<serde_json::Map<String, Value>> {
+    match serde_json::from_str(termination.message.as_deref()?) {
+        Ok(Value::Object(fields)) => Some(fields),
+        _ => None,
+    }
+}
+
 /// Says why a Job failed: the container's exit code and plain-text
 /// termination message first, because they are what a user acts on, then
 /// the Job condition.
@@ -315,10 +322,7 @@ fn failure_message(
         );
         // A JSON object is metadata, not a reason; anything else, even a
         // cut-off object, may be the only hint of what went wrong.
-        let is_object = termination
-            .message
-            .as_deref()
-            .is_some_and(|m| matches!(serde_json::from_str(m), Ok(Value::Object(_))));
+        let is_object = json_object(termination).is_some();
         let text = termination.message.as_deref().filter(|_| !is_object);
         if let Some(text) = text {
             part.push_str(": ");

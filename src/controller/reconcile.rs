@@ -56,7 +56,7 @@ pub async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Actio
     .map_err(|error| Error::Finalizer(Box::new(error)))
 }
 
-/// The pass for a live run.
+/// Runs one pass for a live run.
 async fn apply(run: &TrainingRun, ctx: &Context) -> Result<Action, Error> {
     let run = fresh(run, ctx).await?;
     let mut status = run.status_or_default();
@@ -64,13 +64,13 @@ async fn apply(run: &TrainingRun, ctx: &Context) -> Result<Action, Error> {
 
     // 1. Observe the Job, creating it on the first pass, and record what it
     //    shows before anything is sent.
-    if !is_finished(&status) {
+    if !status::has_ended(&status) {
         let (observation, job) = observe(&run, &status, ctx).await?;
         status = record(&run, status, &observation, job.as_ref(), ctx).await?;
     }
 
     // 2. Let the Job go once its final state is recorded.
-    if is_finished(&status) {
+    if status::has_ended(&status) {
         release_job(&run, ctx).await?;
     }
 
@@ -92,7 +92,7 @@ async fn cleanup(run: &TrainingRun, ctx: &Context) -> Result<Action, Error> {
     let run = fresh(run, ctx).await?;
     let mut status = run.status_or_default();
 
-    if !is_finished(&status) {
+    if !status::has_ended(&status) {
         let why = format!(
             "TrainingRun {} was deleted before training finished",
             object_name(&run)
@@ -137,10 +137,6 @@ async fn fresh(run: &TrainingRun, ctx: &Context) -> Result<TrainingRun, Error> {
         .get(&run.name_any())
         .await
         .map_err(Error::kube("reading TrainingRun", object_name(run)))
-}
-
-fn is_finished(status: &TrainingRunStatus) -> bool {
-    status::has_ended(status)
 }
 
 /// Writes what an observation changes in the status, and publishes an Event

@@ -36,7 +36,7 @@ pub struct Options<'a> {
 }
 
 impl Trainhook {
-    /// Starts trainhook and waits until its webhook answers `/healthz`.
+    /// Starts trainhook and waits until its webhook responds to `/healthz`.
     pub async fn start(options: Options<'_>) -> Trainhook {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap().keep();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
+use kube::api::ListParams;
 use serde_json::{Value, json};
 
 use super::cluster::{self, Cluster, eventually};
@@ -94,6 +95,26 @@ impl World {
         Api::namespaced(self.cluster.client().await, &self.namespace)
     }
 
+    /// Lists the TrainingRuns in the namespace.
+    pub async fn list_runs(&self) -> Vec<TrainingRun> {
+        let runs = self.runs().await.list(&ListParams::default()).await;
+        runs.unwrap().items
+    }
+
+    /// Lists the Jobs in the namespace.
+    pub async fn list_jobs(&self) -> Vec<Job> {
+        let jobs = self.jobs().await.list(&ListParams::default()).await;
+        jobs.unwrap().items
+    }
+
+    /// Sends a signed `POST /model_run` with [`model_run_body`] for
+    /// `model_run_id`, returning the status and JSON body.
+    pub async fn post_run(&self, model_run_id: &str) -> (u16, Value) {
+        self.trainhook
+            .post_model_run(&model_run_body(model_run_id))
+            .await
+    }
+
     /// Waits until the run reaches a finished phase and returns it.
     pub async fn finished_run(&self, name: &str) -> TrainingRun {
         let runs = self.runs().await;
@@ -109,7 +130,7 @@ impl World {
         .await
     }
 
-    /// Waits until the run's status says Labelbox acknowledged `status`.
+    /// Waits until the run's status records that Labelbox acknowledged `status`.
     pub async fn acknowledged(&self, name: &str, status: &str) {
         let runs = self.runs().await;
         eventually(
