@@ -16,7 +16,7 @@ pub struct Catalog {
     scopes: Vec<Option<String>>,
 }
 
-/// What a model type resolves to.
+/// Result of resolving a model type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
     /// Exactly one template offers it.

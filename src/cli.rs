@@ -19,7 +19,7 @@ const MAX_OVERLAP_SECONDS: u64 = 7 * 24 * 3600;
 #[derive(Debug, Parser)]
 #[command(name = "trainhook", version, about, long_about = None)]
 pub struct Cli {
-    /// What to run.
+    /// Subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 
@@ -162,7 +162,7 @@ pub struct WebhookArgs {
     #[arg(long, env = "TRAINHOOK_BODY_LIMIT", default_value_t = 1024 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub body_limit: usize,
 
-    /// Seconds a webhook waits for the Kubernetes API before answering 503.
+    /// Seconds a webhook waits for the Kubernetes API before responding with 503.
     #[arg(long, env = "TRAINHOOK_API_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub api_timeout_seconds: u64,
 }

@@ -21,7 +21,7 @@ use crate::secrets::SecretSource;
 /// status mutation.
 pub const DEFAULT_ENDPOINT: &str = "https://api.labelbox.com/_gql";
 
-/// Longest error message Labelbox accepts, in characters.
+/// Maximum length of an error message that Labelbox accepts, in characters.
 pub const MAX_ERROR_MESSAGE_CHARS: usize = 255;
 
 const STATUS_MUTATION: &str =
@@ -45,13 +45,13 @@ pub struct StatusUpdate {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// Why a status update was not acknowledged.
+/// Reason a status update was not acknowledged.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum SendError {
     /// Worth retrying: a network error, a timeout, a 5xx or a rate limit.
     #[error("{message}")]
     Transient {
-        /// What went wrong.
+        /// Description of the failure.
         message: String,
         /// How long Labelbox asked to wait, from `Retry-After`.
         retry_after: Option<Duration>,
@@ -61,7 +61,7 @@ pub enum SendError {
     /// key or an unknown model run.
     #[error("{message}")]
     Permanent {
-        /// What went wrong, with Labelbox's error code.
+        /// Description of the failure, with Labelbox's error code.
         message: String,
     },
 }
@@ -95,7 +95,7 @@ impl LabelboxClient {
         &self.endpoint
     }
 
-    /// Returns a short fingerprint of the endpoint and API key, which tells
+    /// Returns a short fingerprint of the endpoint and API key, which shows
     /// whether the configuration changed since a stage was rejected.
     pub async fn config_fingerprint(&self) -> String {
         let key = self.api_key.read().await.unwrap_or_default();
@@ -154,7 +154,7 @@ impl LabelboxClient {
             .text()
             .await
             .map_err(|error| SendError::Transient {
-                message: format!("reading the answer of {} failed: {error}", self.endpoint),
+                message: format!("reading the response of {} failed: {error}", self.endpoint),
                 retry_after: None,
             })?;
 
@@ -185,7 +185,7 @@ pub fn request_body(update: &StatusUpdate) -> Value {
     .expect("JSON values serialize")
 }
 
-/// Turns Labelbox's answer into success or a transient or permanent error.
+/// Turns Labelbox's response into success or a transient or permanent error.
 fn classify(
     status: StatusCode,
     retry_after: Option<Duration>,
@@ -207,7 +207,7 @@ fn classify(
         });
     }
     if status.is_server_error() {
-        let message = format!("Labelbox answered HTTP {status}: {excerpt}");
+        let message = format!("Labelbox responded with HTTP {status}: {excerpt}");
         return Err(SendError::Transient {
             message,
             retry_after,
@@ -220,7 +220,7 @@ fn classify(
 
     let Some(body) = body else {
         let message =
-            format!("Labelbox answered HTTP {status} with a body that is not JSON: {excerpt}");
+            format!("Labelbox responded with HTTP {status} and a body that is not JSON: {excerpt}");
         return Err(SendError::Transient {
             message,
             retry_after: None,
@@ -237,7 +237,7 @@ fn classify(
         .pointer("/data/updateTrainingPipeline")
         .is_none_or(Value::is_null)
     {
-        let message = format!("Labelbox's answer has no data.updateTrainingPipeline: {excerpt}");
+        let message = format!("Labelbox's response has no data.updateTrainingPipeline: {excerpt}");
         return Err(SendError::Transient {
             message,
             retry_after: None,

@@ -45,7 +45,7 @@ async fn sign(secret: SecretSource) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the long-lived parts that `command` asks for.
+/// Runs the long-lived parts that `command` selects.
 async fn serve(command: Command) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Where a secret comes from.
+/// Source of a secret.
 #[derive(Clone)]
 pub enum SecretSource {
     /// A file, typically a mounted Kubernetes Secret key, read on every use.

@@ -38,7 +38,7 @@ pub struct SignatureHeaders<'a> {
     pub sha256: Option<&'a str>,
 }
 
-/// Why a request's signature was not accepted.
+/// Reason a request's signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// Neither header was sent.

@@ -15,7 +15,7 @@ use crate::resources::{RUN_LABEL, TrainingRun, TrainingTemplate};
 /// Job with `ttlSecondsAfterFinished: 0` could vanish unseen.
 pub const JOB_FINALIZER: &str = "trainhook.dev/record-final-status";
 
-/// Why a template cannot make a Job.
+/// Reason a template cannot make a Job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// The pod template has no containers.

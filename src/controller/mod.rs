@@ -71,7 +71,7 @@ impl Error {
     }
 }
 
-/// What every reconcile pass shares.
+/// State that every reconcile pass shares.
 pub struct Context {
     /// Client for the Kubernetes API.
     pub client: Client,
@@ -270,7 +270,7 @@ fn error_policy(run: Arc<TrainingRun>, error: &Error, _ctx: Arc<Context>) -> Act
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Fails with a message that says how to install the CRDs when the API does
+/// Fails with a message that explains how to install the CRDs when the API does
 /// not serve TrainingRuns.
 async fn check_crd_installed(client: &Client, scopes: &[Option<String>]) -> anyhow::Result<()> {
     let api: Api<TrainingRun> = match scopes.first().cloned().flatten() {

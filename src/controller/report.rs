@@ -23,10 +23,10 @@ use crate::resources::{StageReport, StageState, TrainingRun, TrainingRunStatus};
 /// First wait after a failed send; it doubles with every attempt.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 
-/// Longest wait between two sends, as the Labelbox SDK's own retries use.
+/// Maximum wait between two sends, as the Labelbox SDK's own retries use.
 const LONGEST_RETRY: Duration = Duration::from_secs(60);
 
-/// Where delivery stands after a pass.
+/// State of delivery after a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// Every recorded stage is acknowledged.

@@ -91,7 +91,7 @@ pub struct TrainingRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_termination: Option<ContainerTermination>,
 
-    /// What has been reported to Labelbox.
+    /// Record of the stages reported to Labelbox.
     #[serde(default)]
     pub labelbox: LabelboxReport,
 
@@ -100,7 +100,7 @@ pub struct TrainingRunStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// Where a run stands.
+/// Phase of a run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum RunPhase {
     /// The Job is not created yet.
@@ -222,7 +222,7 @@ pub enum StageState {
     Pending,
     /// Labelbox acknowledged it.
     Acknowledged,
-    /// Labelbox answered with a permanent error.
+    /// Labelbox responded with a permanent error.
     Rejected,
 }
 

@@ -1,11 +1,11 @@
-//! Answers of the webhook: the success body and every error as JSON with a
+//! Responses of the webhook: the success body and every error as JSON with a
 //! message a person can act on.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
-/// Why a webhook call was not accepted.
+/// Reason a webhook call was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// Missing, malformed or wrong signature.
@@ -133,7 +133,7 @@ impl ResponseError for WebhookError {
     }
 }
 
-/// The answer to an accepted `POST /model_run`.
+/// Response to an accepted `POST /model_run`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunAccepted {

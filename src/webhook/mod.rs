@@ -27,7 +27,7 @@ use crate::signature::{self, SignatureError, SignatureHeaders};
 use answer::WebhookError;
 use secret_ring::SecretRing;
 
-/// What the webhook handlers share.
+/// State that the webhook handlers share.
 pub struct WebhookState {
     /// Client for the Kubernetes API.
     pub client: Client,

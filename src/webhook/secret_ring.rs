@@ -3,7 +3,7 @@
 //!
 //! Labelbox and the Kubernetes Secret are changed by hand, one after the
 //! other, so for a while Labelbox may still sign with the old secret after
-//! the mounted file already holds the new one.
+//! the mounted file already contains the new one.
 //!
 //! A source that becomes unreadable or empty revokes every value it had at
 //! once, so that removing a leaked secret takes effect without a restart.
